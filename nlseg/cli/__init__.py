@@ -1,0 +1,35 @@
+"""The ``nlseg`` command line (Typer). Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nlseg.errors import InputError
+
+app = typer.Typer(
+    name="nlseg",
+    help="Nonlocal Hamiltonian networks: train, export, segment video, profile.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Nonlocal Hamiltonian networks: train, export, segment video, profile."""
+
+
+from nlseg.cli import summary as _summary  # noqa: E402,F401  (registers the command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    try:
+        app(args=argv, prog_name="nlseg")
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

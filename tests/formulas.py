@@ -1,0 +1,45 @@
+"""Independent float64 evaluations of the thesis's formulas, the tests' oracle."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+GAMMA = 0.5772156649015329
+
+
+def naive_update(theta, phi, values, x, kernel, s=0.5, lam=0.1, n=2):
+    """Written from thesis (4.1), (4.6)-(4.8) and DESIGN §2.3 with exact differences, float64."""
+    theta, phi, values, x = (t.double() for t in (theta, phi, values, x))
+    m = phi.shape[1]
+    diff = theta[:, :, None, :] - phi[:, None, :, :]  # (B, N, M, C')
+    big = diff.abs().amax(-1, keepdim=True)  # hypot-style scaling: exact for huge and tiny values
+    dist = big.squeeze(-1) * (diff / torch.where(big > 0, big, 1.0)).pow(2).sum(-1).sqrt()
+    dot = (theta[:, :, None, :] * phi[:, None, :, :]).sum(-1)
+    zero = dist == 0
+    safe = torch.where(zero, torch.ones_like(dist), dist)
+    if kernel == "dot":
+        w = lam * dot
+    elif kernel == "gaussian":
+        w = torch.exp(lam * dot)
+    elif kernel == "frac":
+        c = 4**s * math.gamma(n / 2 + s) / (math.pi ** (n / 2) * abs(math.gamma(-s)))
+        w = torch.where(zero, 0.0, c * lam * safe ** (-(n + 2 * s)))
+    elif kernel == "invfrac":
+        c = math.gamma(n / 2 - s) / (4**s * math.pi ** (n / 2) * math.gamma(s))
+        w = torch.where(zero, 0.0, c * lam * safe ** (-(n - 2 * s)))
+    elif kernel == "log":
+        c = 1 / ((4 * math.pi) ** (n / 2) * math.gamma(n / 2))
+        w = torch.where(zero, 0.0, c * (-2 * lam * torch.log(safe) - GAMMA))
+    else:
+        raise AssertionError(kernel)
+    v = values[:, None, :, :]  # (B, 1, M, C)
+    xi = x[:, :, None, :]  # (B, N, 1, C)
+    if kernel in ("dot", "gaussian"):
+        terms = v - xi
+    elif kernel == "frac":
+        terms = xi - v
+    else:
+        terms = v.expand(-1, x.shape[1], -1, -1)
+    return (w[..., None] * terms).sum(2) / m
