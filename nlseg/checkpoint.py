@@ -1,0 +1,77 @@
+"""Checkpoints: ``.pt`` files that carry the model config, loadable with ``weights_only=True``.
+
+Layout (a plain dict of tensors and JSON-able values):
+``{"format": "nlseg-checkpoint", "version": 1, "model_config": {...}, "state_dict": {...},
+"meta": {...}}`` plus any extra entries a trainer adds (optimiser state, epoch, RNG states).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import nlseg
+from nlseg.errors import InputError
+from nlseg.io import atomic_path
+from nlseg.nn.config import ModelConfig, build_model
+
+FORMAT = "nlseg-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    config: ModelConfig,
+    meta: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Path:
+    """Write ``model``'s weights with ``config`` atomically (temporary name, then rename)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "nlseg_version": nlseg.__version__,
+        "model_config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint dict, loaded with ``weights_only=True``; InputError naming the file otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: checkpoint not found")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise InputError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{p}: not an nlseg checkpoint (no 'format': '{FORMAT}' entry)")
+    if payload.get("version", 0) > VERSION:
+        raise InputError(f"{p}: checkpoint format version {payload.get('version')} is newer than this nlseg reads ({VERSION})")
+    return payload
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+    """Build the network a checkpoint describes and load its weights; returns (model, config, payload)."""
+    payload = read_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(payload["model_config"])
+        model = build_model(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: invalid model config in checkpoint ({exc})") from None
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise InputError(f"{path}: weights do not fit the model config ({first})") from None
+    return model, config, payload
