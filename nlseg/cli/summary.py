@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from nlseg.analysis import model_cost
 from nlseg.cli import app
+from nlseg.cli.console import table_console
 from nlseg.cli import options as opt
 from nlseg.errors import InputError
 from nlseg.nn.config import build_model
@@ -30,7 +29,8 @@ def summary(
     model: opt.Model = "hamiltonian",
     blocks: opt.Blocks = None,
     channels: opt.Channels = None,
-    nonlocal_op: opt.Nonlocal = "none",
+    nonlocal_op: opt.Nonlocal = None,
+    layout: opt.Layout = "thesis",
     s: opt.S = None,
     stages: opt.Stages = None,
     pool: opt.Pool = None,
@@ -42,7 +42,7 @@ def summary(
 ) -> None:
     """Print parameters and multiply-adds per layer: 'MACs' counts pairwise products as if the
     N×M matrix were formed (thesis Tables 6.1, 6.2), 'executed' what nlseg actually runs."""
-    config = opt.model_config(dataset, model, blocks, channels, nonlocal_op, s, stages, pool, h)
+    config = opt.model_config(dataset, model, blocks, channels, nonlocal_op, s, stages, pool, h, layout=layout)
     size = config.image_size
     if input_size is not None:
         parsed = opt.parse_size(input_size, "--input-size")
@@ -58,10 +58,10 @@ def summary(
         raise InputError(str(exc)) from None
     cost = model_cost(net, (1, config.in_channels, *size))
 
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = table_console()
     nonlocal_text = "none" if config.nonlocal_kernel is None else (
-        f"{nonlocal_op} (s={config.s}, stages={config.stages}, pool={config.pool})")
-    title = f"{config.arch} on {dataset} {size[0]}x{size[1]}, Nonlocal: {nonlocal_text}"
+        f"{config.nonlocal_kernel} (s={config.s}, stages={config.stages}, pool={config.pool})")
+    title = f"{config.arch} ({config.layout}) on {dataset} {size[0]}x{size[1]}, Nonlocal: {nonlocal_text}"
     table = Table(title=title, title_justify="left")
     for column in ("layer", "type", "output", "params", "MACs", "MACs executed"):
         table.add_column(column, justify="right" if column in ("params", "MACs", "MACs executed") else "left")

@@ -11,7 +11,8 @@ from nlseg.nn.baselines import BASELINES
 from nlseg.nn.blocks import BLOCKS
 from nlseg.nn.network import HamiltonianNet
 from nlseg.nn.nonlocal_block import NonlocalConfig
-from nlseg.nn.presets import PRESETS
+from nlseg.nn.presets import LAYOUTS, PRESETS
+from nlseg.nn.realtime import RealtimeSegmenter
 
 ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES)
 
@@ -21,9 +22,11 @@ class ModelConfig:
     """An architecture: block type or baseline, Units, Nonlocal Blocks and the dataset's head.
 
     ``nonlocal_kernel`` is None for the plain network, else a kernel of :mod:`nlseg.ops`.
+    ``layout`` is ``thesis`` (§4.4) or ``realtime`` (:class:`RealtimeSegmenter`, segmentation).
     """
 
     arch: str = "hamiltonian"
+    layout: str = "thesis"
     task: str = "classify"
     num_classes: int = 10
     image_size: tuple[int, int] = (32, 32)
@@ -45,6 +48,11 @@ class ModelConfig:
         if dataset not in PRESETS:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(PRESETS)}")
         p = PRESETS[dataset]
+        layout = overrides.get("layout") or "thesis"
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+        if layout != "thesis" and p.task != "segment":
+            raise ValueError(f"layout {layout!r} is a segmenter; dataset {dataset!r} is {p.task}")
         base = cls(
             task=p.task,
             num_classes=p.num_classes,
@@ -53,6 +61,7 @@ class ModelConfig:
             head_pool=p.head_pool,
             pool=p.nonlocal_pool,
         )
+        base = replace(base, **LAYOUTS[layout])
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @property
@@ -78,6 +87,8 @@ class ModelConfig:
 def build_model(config: ModelConfig) -> nn.Module:
     """The network described by ``config``, He-initialised."""
     if config.arch in BASELINES:
+        if config.layout != "thesis":
+            raise ValueError(f"baseline {config.arch} only has the thesis layout, not {config.layout!r}")
         if config.nonlocal_kernel is not None:
             raise ValueError(f"baseline {config.arch} has no Nonlocal Blocks; use --nonlocal none")
         cls, depth = BASELINES[config.arch]
@@ -89,6 +100,18 @@ def build_model(config: ModelConfig) -> nn.Module:
         )
     if config.arch not in BLOCKS:
         raise ValueError(f"unknown architecture {config.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    if config.layout == "realtime":
+        return RealtimeSegmenter(
+            block=config.arch,
+            blocks=config.blocks,
+            channels=config.channels,
+            num_classes=config.num_classes,
+            h=config.h,
+            nonlocal_config=config.nonlocal_config,
+            in_channels=config.in_channels,
+        )
+    if config.layout != "thesis":
+        raise ValueError(f"unknown layout {config.layout!r}; expected one of {', '.join(LAYOUTS)}")
     return HamiltonianNet(
         block=config.arch,
         blocks=config.blocks,

@@ -1,0 +1,1 @@
+"""Running trained networks: backends behind one interface, frame sources, the video pipeline."""

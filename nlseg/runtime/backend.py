@@ -1,0 +1,54 @@
+"""One interface for every inference backend (torch, onnxruntime, tensorrt).
+
+A backend takes a normalised float32 batch (B, 3, H, W) and returns per-pixel labels
+(B, H, W) uint8; it also times its own forward pass for ``nlseg profile``. What the model
+expects (input size, normalisation, classes, palette) travels in :class:`ModelInfo`, read
+from the checkpoint or the exported model's metadata.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a runtime needs to know about a segmentation model."""
+
+    input_size: tuple[int, int]
+    class_names: tuple[str, ...] = BDD100K_CLASSES
+    palette: tuple[tuple[int, int, int], ...] = BDD100K_PALETTE
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    dynamic: bool = True
+
+
+class Backend(ABC):
+    """A loaded model on a device, ready to segment batches."""
+
+    name: str
+    device: str
+    precision: str
+    info: ModelInfo
+    weights: Path
+
+    @abstractmethod
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(B, 3, H, W) float32, normalised -> (B, H, W) uint8 train ids."""
+
+    @abstractmethod
+    def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
+        """Milliseconds of ``iters`` forward passes on random input of ``shape`` after ``warmup``."""
+
+    def device_name(self) -> str:
+        """Human-readable name of the device the backend runs on."""
+        return self.device
+
+    def close(self) -> None:
+        """Release device resources."""

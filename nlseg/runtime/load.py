@@ -1,0 +1,45 @@
+"""Open the right backend for a weights file: .pt -> torch, .onnx -> onnxruntime, .engine -> tensorrt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nlseg.errors import InputError
+from nlseg.runtime.backend import Backend
+
+BACKEND_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def backend_for(weights: Path, backend: str | None) -> str:
+    """The backend name: ``--backend`` if given (and consistent), else from the file suffix."""
+    if backend is not None and backend not in BACKENDS:
+        raise InputError(f"--backend: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    inferred = BACKEND_SUFFIXES.get(weights.suffix.lower())
+    if inferred is None and backend is None:
+        raise InputError(f"{weights}: unknown weights type {weights.suffix!r}; expected "
+                         f"{', '.join(BACKEND_SUFFIXES)} or pass --backend")
+    if backend is not None and inferred is not None and inferred != backend:
+        raise InputError(f"--backend {backend}: {weights} is a {inferred} model ({weights.suffix})")
+    return backend or inferred  # type: ignore[return-value]
+
+
+def open_backend(weights: Path, backend: str | None, device: torch.device, half: bool = False,
+                 cuda_graph: bool = False) -> Backend:
+    """Load ``weights`` into the backend that runs them. ``half``: fp16 on CUDA, bf16 on CPU."""
+    name = backend_for(weights, backend)
+    if not weights.is_file():
+        raise InputError(f"{weights}: weights file not found")
+    if name == "torch":
+        from nlseg.runtime.torch_backend import TorchBackend
+
+        precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"
+        return TorchBackend.from_checkpoint(weights, device, precision, cuda_graph)
+    if name == "onnxruntime":
+        from nlseg.runtime.ort_backend import OrtBackend
+
+        return OrtBackend.from_file(weights, device)
+    raise InputError(f"{weights}: TensorRT engines are not supported by this version of nlseg; "
+                     "use the .pt checkpoint or an .onnx export")

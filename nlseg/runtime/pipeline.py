@@ -1,0 +1,234 @@
+"""The segmentation pipeline: a decoding thread, batched inference, an encoding thread.
+
+decode thread ──(bounded queue)──> main thread: preprocess + backend.predict
+             ──(bounded queue)──> encode thread: labels to frame size, palette overlay,
+                                   MP4 / image / mask writing.
+
+Queues are bounded, so memory stays flat on a two-hour video. Every output is written under
+a temporary name and renamed when complete; on Ctrl-C the frames already decoded are
+finished, the MP4 is closed (so it plays) and renamed, and the report says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from nlseg.errors import InputError
+from nlseg.io import atomic_path
+from nlseg.runtime.backend import Backend
+from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut, preprocess
+from nlseg.runtime.sources import ImageInput, Input, VideoInput
+from nlseg.runtime.timing import StageTimes
+
+_DONE = object()
+FOURCC = "mp4v"  # the MPEG-4 encoder every opencv-python build has (H.264 is not bundled)
+
+
+class Interrupted(Exception):
+    """Ctrl-C during inference; outputs written so far are complete."""
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """User choices for one ``nlseg infer`` run."""
+
+    out_dir: Path
+    imgsz: tuple[int, int]
+    batch: int = 1
+    opacity: float = 0.5
+    save_masks: bool = False
+    write_video: bool = True
+    vid_stride: int = 1
+    queue_frames: int = 16
+
+
+@dataclass
+class RunReport:
+    """What a run did: frame count, wall time, files written, problems met."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    times: StageTimes = field(default_factory=StageTimes)
+
+
+class _Sink:
+    """Where annotated frames go: one MP4 for a video, one file per image, plus masks."""
+
+    def __init__(self, stack: ExitStack, options: InferOptions, report: RunReport, video: VideoInput | None) -> None:
+        self.options, self.report = options, report
+        self.lut = None
+        self.writer: cv2.VideoWriter | None = None
+        if video is not None and options.write_video:
+            final = options.out_dir / f"{video.name}.mp4"
+            tmp = stack.enter_context(atomic_path(final))
+            fps = video.fps / options.vid_stride
+            width, height = video.size
+            self.size = (width + width % 2, height + height % 2)  # MPEG-4 needs even sizes: pad, never crop
+            self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, self.size)
+            if not self.writer.isOpened():
+                raise InputError(f"{final}: cannot open a video writer here")
+            stack.callback(self.writer.release)  # runs before the rename: the moov atom is written
+            report.outputs.append(final)
+        self.images = video is None
+        if options.save_masks:
+            (options.out_dir / "masks").mkdir(parents=True, exist_ok=True)
+
+    def write(self, name: str, frame: np.ndarray, labels: np.ndarray, lut: np.ndarray) -> tuple[float, float]:
+        """Post-process and write one frame; returns (postprocess ms, encode ms)."""
+        t0 = time.perf_counter()
+        full = labels_to_frame(labels, frame.shape)
+        annotated = overlay(frame, full, lut, self.options.opacity) if (self.writer or self.images) else None
+        t1 = time.perf_counter()
+        if self.writer is not None:
+            self.writer.write(fit_to(annotated, self.size))
+        elif self.images:
+            path = self.options.out_dir / f"{name}.jpg"
+            self._imwrite(path, annotated)
+            self.report.outputs.append(path)
+        if self.options.save_masks:
+            self._imwrite(self.options.out_dir / "masks" / f"{name}.png", full)
+        return (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+
+    @staticmethod
+    def _imwrite(path: Path, image: np.ndarray) -> None:
+        with atomic_path(path) as tmp:
+            if not cv2.imwrite(str(tmp), image):
+                raise InputError(f"{path}: cannot write image")
+
+
+def fit_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A frame at the writer's (width, height): edge-padded by the odd pixel, resized if the stream changed size."""
+    height, width = frame.shape[:2]
+    if (width, height) == size:
+        return frame
+    if (width + width % 2, height + height % 2) == size:
+        return cv2.copyMakeBorder(frame, 0, size[1] - height, 0, size[0] - width, cv2.BORDER_REPLICATE)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Blocking put that gives up when ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _decode(frames: Iterator[tuple[str, np.ndarray]], q: queue.Queue, stop: threading.Event,
+            times: StageTimes, errors: list[BaseException]) -> None:
+    try:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            item = next(frames, None)
+            if item is None:
+                break
+            times.add("decode", (time.perf_counter() - t0) * 1e3)
+            if not _put(q, item, stop):
+                break
+    except BaseException as exc:  # reported by the main thread
+        errors.append(exc)
+    finally:
+        q.put(_DONE)
+
+
+def _encode(sink: _Sink, q: queue.Queue, lut: np.ndarray, times: StageTimes, errors: list[BaseException],
+            advance: Callable[[int], None], report: RunReport) -> None:
+    try:
+        while (got := q.get()) is not _DONE:
+            items, labels = got
+            for (name, frame), lab in zip(items, labels):
+                post_ms, enc_ms = sink.write(name, frame, lab, lut)
+                times.add("postprocess", post_ms)
+                times.add("encode", enc_ms)
+                report.frames += 1
+                advance(1)
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: RunReport,
+                advance: Callable[[int], None]) -> None:
+    """Segment every frame of one input, with decode and encode threads around the main loop."""
+    lut = palette_lut(backend.info.palette)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    q_in: queue.Queue = queue.Queue(maxsize=options.queue_frames)
+    q_out: queue.Queue = queue.Queue(maxsize=max(2, options.queue_frames // options.batch))
+    interrupted = False
+    with ExitStack() as stack:
+        sink = _Sink(stack, options, report, inp if isinstance(inp, VideoInput) else None)
+        decoder = threading.Thread(target=_decode, args=(inp.frames(options.vid_stride), q_in, stop, report.times, errors),
+                                   name="nlseg-decode", daemon=True)
+        encoder = threading.Thread(target=_encode, args=(sink, q_out, lut, report.times, errors, advance, report),
+                                   name="nlseg-encode", daemon=True)
+        decoder.start()
+        encoder.start()
+        try:
+            done = False
+            while not done and not errors:
+                items = []
+                while len(items) < options.batch:
+                    item = q_in.get()
+                    if item is _DONE:
+                        done = True
+                        break
+                    items.append(item)
+                if not items:
+                    break
+                t0 = time.perf_counter()
+                batch = preprocess([frame for _, frame in items], options.imgsz, backend.info)
+                t1 = time.perf_counter()
+                labels = backend.predict(batch)
+                t2 = time.perf_counter()
+                report.times.add("preprocess", (t1 - t0) * 1e3, len(items))
+                report.times.add("inference", (t2 - t1) * 1e3, len(items))
+                if not _put(q_out, (items, labels), stop):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            stop.set()
+            q_out.put(_DONE)
+            encoder.join()
+            decoder.join(timeout=5)
+        if errors:
+            raise errors[0]
+    if isinstance(inp, VideoInput) and not inp.live and not interrupted:
+        decoded = getattr(inp, "decoded", 0)
+        if inp.frame_count and decoded < inp.frame_count - 1 and options.vid_stride == 1:
+            report.problems.append(f"{inp.target}: truncated: decoded {decoded} of {inp.frame_count} frames")
+    if isinstance(inp, ImageInput):
+        report.problems += [f"{p}: unreadable image, skipped" for p in inp.unreadable]
+    if interrupted:
+        raise Interrupted()
+
+
+def run_inference(inputs: list[Input], backend: Backend, options: InferOptions,
+                  advance: Callable[[int], None] = lambda n: None) -> RunReport:
+    """Segment every input; videos must already be opened (:meth:`VideoInput.open`)."""
+    report = RunReport()
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        for inp in inputs:
+            _run_stream(inp, backend, options, report, advance)
+    except Interrupted:
+        report.interrupted = True
+    finally:
+        report.seconds = time.perf_counter() - start
+    return report
