@@ -1,13 +1,21 @@
 """Time and peak memory of the pairwise-update implementations on Nonlocal-Block shapes.
 
-Query grids 90x160 … 720x1280 (N positions), keys pooled with pool 3 (M = ⌈H/3⌉·⌈W/3⌉),
-C' = 32, C = 64, batch 1 (DESIGN §3). Each case runs in a fresh process so its peak memory
-is its own (CUDA: max_memory_allocated; CPU: peak RSS above the process's RSS before the
-call). Cases whose formed N×M matrix would not fit, or with more pairs than --max-pairs,
-are listed as skipped with the reason. Prints a Markdown table.
+Query grids 90x160 … 720x1280 (N positions; any HxW may be given), keys pooled with pool 3
+(M = ⌈H/3⌉·⌈W/3⌉), C' = 32, C = 64, batch 1 (DESIGN §3). Each case runs in a fresh process
+so its peak memory is its own (CUDA: max_memory_allocated; CPU: peak RSS above the process's
+RSS before the call). Cases whose formed N×M matrix would not fit, or with more pairs than
+--max-pairs, are listed as skipped with the reason. Prints a Markdown table.
+
+Variants: the formed and chunked reference, the associative dot, the fused Triton kernel
+(impl="triton"), and torch's scaled_dot_product_attention on the same shapes (one head:
+query N×C', key M×C', value M×C) as a yardstick. "SFU bound" is the fraction of the
+special-function-unit ceiling, about 4e12 ops/s on H100/H200 (DESIGN §3), given the
+special-function ops per pair (1 rsqrt, 1 log2, or log2 + exp2; softmax: 1 exp2).
 
     python benchmarks/pairwise.py                       # CPU, the sizes that fit
     python benchmarks/pairwise.py --device cuda --dtype bfloat16
+    python benchmarks/pairwise.py --device cuda --only "frac, fused;SDPA flash"
+    TRITON_INTERPRET=1 python benchmarks/pairwise.py --grids 12x24 --only "frac, fused"  # CPU interpreter
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from nlseg.ops import pairwise_update
 from nlseg.ops.reference import pairwise_reference
 
 GRIDS = {"90x160": (90, 160), "180x320": (180, 320), "360x640": (360, 640), "720x1280": (720, 1280)}
 POOL, C_EMBED, C_VALUE = 3, 32, 64
+SFU_OPS_PER_S = 4e12  # special-function unit ceiling of H100/H200 (DESIGN §3)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,45 @@ class Variant:
     kernel: str
     call: Callable[..., torch.Tensor]
     forms_matrix: bool
+    special_ops: float | None = None  # special-function ops per pair, for the SFU-bound column
+    only_dtype: str | None = None
+
+
+def fused(kernel: str, s: float = 0.5, fp32_precision: str | None = None) -> Callable[..., torch.Tensor]:
+    """impl="triton"; ``fp32_precision`` picks the float32 dot precision of the fused kernel."""
+    if fp32_precision is None:
+        return lambda t, p, v, x: pairwise_update(t, p, v, x, kernel, s=s, impl="triton")
+
+    def call(t: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        from nlseg.ops.fused.function import fused_update  # imports triton: only in the case's process
+
+        return fused_update(t, p, v, x, kernel, s=s, fp32_precision=fp32_precision)
+
+    return call
+
+
+def fused_forward_backward(t: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A training step's share: u and the gradients of all four inputs (frac, impl="triton")."""
+    with torch.enable_grad():
+        inputs = [a.detach().requires_grad_() for a in (t, p, v, x)]
+        u = pairwise_update(*inputs, "frac", impl="triton")
+        torch.autograd.grad(u, inputs, torch.ones_like(u))
+    return u
+
+
+def sdpa(t: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """softmax(θφᵀ/√C') v with one head, the backend torch picks (C' ≠ C rules out flash)."""
+    return F.scaled_dot_product_attention(t.unsqueeze(1), p.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
+
+
+def sdpa_flash(t: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Flash attention: θ, φ zero-padded to C channels (flash needs one head size; padding included)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    pad = (0, v.shape[-1] - t.shape[-1])
+    q, k = F.pad(t, pad).unsqueeze(1), F.pad(p, pad).unsqueeze(1)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        return F.scaled_dot_product_attention(q, k, v.unsqueeze(1), scale=t.shape[-1] ** -0.5).squeeze(1)
 
 
 VARIANTS = [
@@ -52,7 +101,25 @@ VARIANTS = [
             lambda t, p, v, x: pairwise_update(t, p, v, x, "invfrac", impl="reference"), False),
     Variant("log, reference (chunked)", "log",
             lambda t, p, v, x: pairwise_update(t, p, v, x, "log", impl="reference"), False),
+    Variant("frac, fused", "frac", fused("frac"), False, 1),
+    Variant("frac, fused, ieee fp32 dots", "frac", fused("frac", fp32_precision="ieee"), False, 1, "float32"),
+    Variant("frac s=0.25, fused", "frac", fused("frac", s=0.25), False, 2),
+    Variant("invfrac, fused", "invfrac", fused("invfrac"), False, 1),
+    Variant("log, fused", "log", fused("log"), False, 1),
+    Variant("frac, fused fwd+bwd", "frac", fused_forward_backward, False, 3),
+    Variant("SDPA flash", "sdpa", sdpa_flash, False, 1),
+    Variant("SDPA, torch's backend", "sdpa", sdpa, False, 1),
 ]
+
+
+def parse_grid(name: str) -> tuple[int, int]:
+    """A named grid of GRIDS or any ``HxW``."""
+    if name in GRIDS:
+        return GRIDS[name]
+    h, _, w = name.partition("x")
+    if not (h.isdigit() and w.isdigit()):
+        raise SystemExit(f"grid {name!r} is neither one of {', '.join(GRIDS)} nor HxW")
+    return int(h), int(w)
 
 
 def shapes(grid: tuple[int, int]) -> tuple[int, int]:
@@ -119,7 +186,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--grids", default=",".join(GRIDS), help="comma-separated subset of " + ", ".join(GRIDS))
+    parser.add_argument("--grids", default=",".join(GRIDS), help="comma-separated: " + ", ".join(GRIDS) + " or HxW")
+    parser.add_argument("--only", default=None,
+                        help="';'-separated prefixes: run only the variants whose name starts with one")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per case (default 3 CPU, 20 CUDA)")
     parser.add_argument("--max-pairs", type=float, default=None,
                         help="skip cases with more N·M pairs (default 2e9 on CPU, 1e12 on CUDA)")
@@ -140,32 +209,39 @@ def main() -> None:
 
     print(f"# pairwise update, {args.device} ({machine(args.device)}), {args.dtype}, batch 1, "
           f"pool {POOL}, C'={C_EMBED}, C={C_VALUE}, torch {torch.__version__}\n")
-    print("| variant | grid | N | M | ms | pairs/s | peak MB | note |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print("| variant | grid | N | M | ms | pairs/s | SFU bound | peak MB | note |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     ctx = mp.get_context("spawn")
+    wanted = [w.strip() for w in args.only.split(";")] if args.only else None
     for grid_name in args.grids.split(","):
-        grid = GRIDS[grid_name]
+        grid = parse_grid(grid_name)
         n_q, m = shapes(grid)
         pairs = n_q * m
         for index, variant in enumerate(VARIANTS):
+            if wanted and not variant.name.startswith(tuple(wanted)):
+                continue
             row = f"| {variant.name} | {grid_name} | {n_q:,} | {m:,} |"
+            if variant.only_dtype and variant.only_dtype != args.dtype:
+                continue
             matrix_bytes = 4 * pairs * (3 if variant.kernel != "dot" else 1)
             if variant.forms_matrix and matrix_bytes > budget:
-                print(f"{row} | | | skipped: the N×M matrix needs {matrix_bytes / 2**30:,.0f} GiB |")
+                print(f"{row} | | | | skipped: the N×M matrix needs {matrix_bytes / 2**30:,.0f} GiB |")
                 continue
             if variant.kernel != "dot" or variant.forms_matrix:
                 if pairs > max_pairs:
-                    print(f"{row} | | | skipped: {pairs:.1e} pairs > --max-pairs {max_pairs:.0e} |")
+                    print(f"{row} | | | | skipped: {pairs:.1e} pairs > --max-pairs {max_pairs:.0e} |")
                     continue
             queue: mp.Queue = ctx.Queue()
             proc = ctx.Process(target=run_case, args=(index, grid, args.device, args.dtype, repeats, queue))
             proc.start()
             proc.join()
             if proc.exitcode != 0 or queue.empty():
-                print(f"{row} | | | failed (exit {proc.exitcode}) |")
+                print(f"{row} | | | | failed (exit {proc.exitcode}) |")
                 continue
             ms, peak = queue.get()
-            print(f"{row} {ms:,.2f} | {pairs / (ms / 1e3):.2e} | {peak / 2**20:,.0f} | |", flush=True)
+            rate = pairs / (ms / 1e3)
+            bound = f"{rate * variant.special_ops / SFU_OPS_PER_S:.0%}" if cuda and variant.special_ops else ""
+            print(f"{row} {ms:,.3f} | {rate:.2e} | {bound} | {peak / 2**20:,.0f} | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """``pairwise_update``: the one contract of the Nonlocal Block's pairwise operator.
 
 Implementations register here with the kernels they support; ``impl=None`` picks the
-fastest exact one for the kernel and device.
+fastest exact one for the kernel and device: ``dot`` → associative; the distance kernels →
+the fused Triton kernel (``triton``) on CUDA tensors when Triton is installed, else the
+reference. ``triton`` runs CPU tensors too under Triton's interpreter (TRITON_INTERPRET=1).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Callable
 import torch
 
 from nlseg.ops.associative import pairwise_associative
-from nlseg.ops.kernels import KERNELS, check_kernel
+from nlseg.ops.fused import FUSED_KERNELS, pairwise_fused, triton_available
+from nlseg.ops.kernels import DISTANCE_KERNELS, KERNELS, check_kernel
 from nlseg.ops.reference import pairwise_reference
 
 PairwiseFn = Callable[..., torch.Tensor]
@@ -30,11 +33,17 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(pairwise_reference, KERNELS),
     "associative": Implementation(pairwise_associative, ("dot",)),
 }
+if triton_available():
+    IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS)
 
 
-def default_implementation(kernel: str, device: torch.device) -> str:
-    """The implementation ``impl=None`` uses: associative for ``dot``, else the reference."""
-    return "associative" if kernel == "dot" else "reference"
+def default_implementation(kernel: str, device: torch.device, dtype: torch.dtype | None = None) -> str:
+    """The implementation ``impl=None`` uses: associative for ``dot``; for the distance kernels
+    the fused kernel on CUDA (float64 keeps the reference, the exact oracle), else the reference."""
+    if kernel == "dot":
+        return "associative"
+    fused = "triton" in IMPLEMENTATIONS and device.type == "cuda" and dtype != torch.float64
+    return "triton" if fused and kernel in DISTANCE_KERNELS else "reference"
 
 
 def _check_shapes(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> None:
@@ -80,14 +89,17 @@ def pairwise_update(
         s: exponent of the fractional kernels, 0 < s < 1.
         lam: scaling λ of the kernel.
         n: dimension constant of the fractional kernels.
-        impl: ``reference`` | ``associative`` (dot only) | None for the default.
+        impl: ``reference`` | ``associative`` (dot only) | ``triton`` (dot, frac, invfrac, log;
+            needs the ``triton`` package) | None for the default.
 
     Returns:
         u, (B, N, C), in the dtype of ``x``; normalised by M, zero distances contribute 0.
     """
     check_kernel(kernel, s, n)
     _check_shapes(theta, phi, values, x)
-    name = impl or default_implementation(kernel, theta.device)
+    name = impl or default_implementation(kernel, theta.device, theta.dtype)
+    if name == "triton" and name not in IMPLEMENTATIONS:
+        raise ValueError("pairwise implementation 'triton' needs the triton package (pip install 'nlseg[dev]')")
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown pairwise implementation {name!r}; expected one of {', '.join(IMPLEMENTATIONS)}")
     implementation = IMPLEMENTATIONS[name]

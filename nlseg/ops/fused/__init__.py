@@ -1,0 +1,41 @@
+"""The fused Triton implementation of the pairwise update (``impl="triton"``, DESIGN §2.3).
+
+One tiled pass per direction with no N×M buffer: :mod:`.kernels` (the Triton code),
+:mod:`.function` (launches, autograd), :mod:`.spec` (constants from the kernel table, tiles),
+:mod:`.aot` (PTX for the TensorRT plugin). Triton is imported on the first call, not here:
+the kernels are built for the CPU interpreter when TRITON_INTERPRET=1 is set by then.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from nlseg.ops.associative import pairwise_associative
+
+FUSED_KERNELS: tuple[str, ...] = ("dot", "frac", "invfrac", "log")
+
+
+def triton_available() -> bool:
+    """True when the ``triton`` package can be imported (the ``[dev]`` extra)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def pairwise_fused(
+    theta: torch.Tensor,
+    phi: torch.Tensor,
+    values: torch.Tensor,
+    x: torch.Tensor,
+    kernel: str,
+    *,
+    s: float = 0.5,
+    lam: float = 0.1,
+    n: int = 2,
+) -> torch.Tensor:
+    """u for ``frac``, ``invfrac``, ``log`` through the fused kernels; ``dot`` through its associative form."""
+    if kernel == "dot":
+        return pairwise_associative(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
+    from nlseg.ops.fused.function import fused_update  # imports triton: see the module docstring
+
+    return fused_update(theta, phi, values, x, kernel, s=s, lam=lam, n=n)

@@ -1,0 +1,149 @@
+"""Ahead-of-time compilation of the fused forward kernel to PTX for the TensorRT plugin.
+
+``tensorrt.plugin``'s ``@trtp.aot_impl`` returns (kernel name, PTX, ``KernelLaunchParams``,
+``SymIntExprs``), and TensorRT launches the kernel with the plugin's input pointers, then the
+integer extra arguments, then the output pointers. The forward kernel's runtime arguments
+are in exactly that order: θ', φ', ‖θ'‖², ‖φ'‖², v, x, log2 scale (inputs), N, M (extra
+arguments), u (output); :func:`nlseg.ops.fused.function.prepare_inputs` and
+:func:`~nlseg.ops.fused.function.squared_norms` compute the inputs from θ, φ, v, x. Every
+float constant of ω, the channel counts and the tiles are compile-time constants, so one
+compilation serves one (kernel, s, λ, n, dtype, C', C).
+
+Compiling needs no GPU: Triton lowers to PTX (and checks it with its bundled ptxas) for
+any target. Triton >= 3.3 appends two pointer parameters (global and profile scratch) to
+every kernel (``ptx_params`` counts them); this kernel uses no scratch (``scratch_bytes``
+is 0), so they may be null. Section 2 of benchmarks/fused_check.py launches the PTX through
+the CUDA driver in exactly this argument order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+
+import torch
+import triton
+from triton.backends.compiler import BaseBackend, GPUTarget
+
+from nlseg.ops.fused.function import (
+    DEFAULT_FP32_PRECISION,
+    interpreting,
+    launch_options,
+    precision_plan,
+    shape_constexprs,
+    spec_constexprs,
+)
+from nlseg.ops.fused.kernels import pairwise_forward_kernel
+from nlseg.ops.fused.spec import FORWARD_TILES, SUPPORTED_DTYPES, Tiles, fused_spec
+from nlseg.ops.reference import compute_dtype
+
+# Runtime arguments of the forward kernel, in order, and what TensorRT passes for each.
+INPUTS = ("theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale")
+EXTRA_ARGS = ("N", "M")
+OUTPUTS = ("out",)
+_KERNEL_ARGS = ("Q", "K", "Q_SQ", "K_SQ", "V", "X", "LOG2_SCALE", "N", "M", "OUT")
+_POINTER_TYPES = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.float64: "*fp64"}
+
+
+@dataclass(frozen=True)
+class AotKernel:
+    """A compiled forward kernel: what ``tensorrt.plugin.aot_impl`` returns, and how to launch it.
+
+    Launch: block (``threads_per_block``, 1, 1), grid :meth:`grid` = (⌈N / block_rows⌉, B, 1),
+    ``shared_mem`` bytes of dynamic shared memory; arguments :data:`INPUTS` (pointers to
+    contiguous tensors: θ', φ' (B, N|M, C') and v, x (B, M|N, C) in ``dtype``; ‖θ'‖² (B, N),
+    ‖φ'‖² (B, M) and log2 scale (B,) in the compute dtype), then N and M as int32, then the
+    output u (B, N, C) in ``dtype``.
+    """
+
+    name: str
+    ptx: str
+    target: str  # "sm_80", "sm_90", ...
+    dtype: torch.dtype
+    num_warps: int
+    threads_per_block: int
+    shared_mem: int
+    scratch_bytes: int
+    block_rows: int
+    ptx_params: int
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        """The runtime arguments in launch order: inputs, extra (int32) arguments, outputs."""
+        return INPUTS + EXTRA_ARGS + OUTPUTS
+
+    def grid(self, batch: int, n_queries: int) -> tuple[int, int, int]:
+        """(⌈N / block_rows⌉, B, 1)."""
+        return (triton.cdiv(n_queries, self.block_rows), batch, 1)
+
+
+def gpu_target(target: str) -> GPUTarget:
+    """``"sm_80"`` / ``"sm_90"`` (any ``sm_XY``) as Triton's CUDA target."""
+    match = re.fullmatch(r"sm_(\d+)a?", target)
+    if not match:
+        raise ValueError(f"target must look like 'sm_80' or 'sm_90', got {target!r}")
+    return GPUTarget("cuda", int(match.group(1)), 32)
+
+
+def _ast_source(fn, signature: dict[str, str], constexprs: dict[str, object], attrs: dict) -> triton.compiler.ASTSource:
+    parameters = inspect.signature(triton.compiler.ASTSource.__init__).parameters
+    key = "constexprs" if "constexprs" in parameters else "constants"  # renamed in Triton 3.3
+    return triton.compiler.ASTSource(fn=fn, signature=signature, attrs=attrs, **{key: constexprs})
+
+
+def compile_to_ptx(fn, signature: dict[str, str], constexprs: dict[str, object], tiles: Tiles, target: str):
+    """Compile a Triton kernel for ``target`` without a GPU; pointers are assumed 16-byte aligned."""
+    if interpreting():
+        raise RuntimeError("ahead-of-time compilation needs the compiled kernels: unset TRITON_INTERPRET")
+    signature = {**signature, **{name: "constexpr" for name in constexprs}}
+    names = list(inspect.signature(fn.fn).parameters)
+    pointers = [name for name, kind in signature.items() if kind.startswith("*")]
+    # Triton >= 3.3 describes a 16-byte-aligned argument as "D"; older ones compile without the hint.
+    parse = getattr(BaseBackend, "parse_attr", None)
+    attrs = {(names.index(name),): parse("D") for name in pointers} if parse else {}
+    src = _ast_source(fn, signature, constexprs, attrs)
+    return triton.compile(src, target=gpu_target(target), options=launch_options(tiles))
+
+
+def compile_pairwise_forward(
+    kernel: str,
+    *,
+    target: str = "sm_90",
+    dtype: torch.dtype = torch.float16,
+    c_embed: int = 32,
+    c_value: int = 64,
+    s: float = 0.5,
+    lam: float = 0.1,
+    n: int = 2,
+    fp32_precision: str = DEFAULT_FP32_PRECISION,
+    tiles: Tiles | None = None,
+) -> AotKernel:
+    """PTX of the fused forward kernel for ``kernel`` (``frac``/``invfrac``/``log``) on ``target``."""
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"the fused kernel computes {', '.join(map(str, SUPPORTED_DTYPES))}, not {dtype}")
+    tiles = tiles or FORWARD_TILES[dtype]
+    acc = _POINTER_TYPES[compute_dtype(dtype)]
+    data = _POINTER_TYPES[dtype]
+    signature = dict(zip(_KERNEL_ARGS, (data, data, acc, acc, data, data, acc, "i32", "i32", data)))
+    constexprs = dict(
+        ROW_SUMS=None,
+        **shape_constexprs(c_embed, c_value, tiles),
+        **spec_constexprs(fused_spec(kernel, s, lam, n, compute_dtype(dtype))),
+        **precision_plan(dtype, fp32_precision, backward=False, interpret=False).constexprs(),
+    )
+    compiled = compile_to_ptx(pairwise_forward_kernel, signature, constexprs, tiles, target)
+    ptx = compiled.asm["ptx"]
+    entry = re.search(rf"\.entry\s+{re.escape(compiled.metadata.name)}\s*\(([^)]*)\)", ptx)
+    return AotKernel(
+        name=compiled.metadata.name,
+        ptx=ptx,
+        target=target,
+        dtype=dtype,
+        num_warps=compiled.metadata.num_warps,
+        threads_per_block=32 * compiled.metadata.num_warps,
+        shared_mem=compiled.metadata.shared,
+        scratch_bytes=getattr(compiled.metadata, "global_scratch_size", 0),
+        block_rows=tiles.block_rows,
+        ptx_params=entry.group(1).count(".param") if entry else 0,
+    )

@@ -1,0 +1,108 @@
+"""What the fused kernel is told, computed from the one kernel table (``nlseg.ops.kernels``).
+
+The Triton code receives every constant of ω as a compile-time scalar taken from
+:func:`~nlseg.ops.kernels.kernel_constant`, :func:`~nlseg.ops.kernels.distance_exponent`,
+:data:`~nlseg.ops.kernels.KERNEL_FORMS` and :func:`~nlseg.ops.kernels.zero_rtol`, so the
+fused kernel and the reference cannot drift apart (DESIGN §2.3). Importing this module does
+not import Triton.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from nlseg.ops.kernels import (
+    DISTANCE_KERNELS,
+    EULER_GAMMA,
+    KERNEL_FORMS,
+    distance_exponent,
+    kernel_constant,
+    zero_rtol,
+)
+
+# How the kernel evaluates ω' from d'² = ‖θ'_i − φ'_j‖² (conditioned embeddings, DESIGN §3):
+MODE_POWER = 0  # ω' = rsqrt(d'²)^p for an integer p (s = 1/2): one rsqrt per pair
+MODE_EXP2 = 1  # ω' = exp2(−(p/2)·log2 d'²) for any other s: one log2 and one exp2 per pair
+MODE_LOG = 2  # ω = A·log2 d'² + K_b (kernel `log`): one log2 per pair
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+@dataclass(frozen=True)
+class FusedSpec:
+    """The compile-time scalars of one distance kernel ω (DESIGN §2.3, thesis (4.6)–(4.8)).
+
+    On non-zero pairs ω_ij = gain_b·ω'(d'²_ij) + offset_b, where d' is the distance between
+    conditioned embeddings and b the batch element (its power-of-two scale 2^{l_b}):
+    power kernels: gain_b = coef·2^{−p·l_b}, offset_b = 0; ``log``: ω' = coef·log2 d'²,
+    gain_b = 1, offset_b = 2·coef·l_b + log_offset.
+    """
+
+    mode: int
+    power: int  # p when mode == MODE_POWER, else 0
+    half_p: float  # p/2 for the power kernels, else 0
+    coef: float  # c·λ (power kernels) or −c·λ·ln 2 (log)
+    log_offset: float  # −c·γ (log), else 0
+    sign: float  # u = (sign/M)·(S − x R) or (sign/M)·S
+    subtract_x: bool
+    zero_rtol: float  # d'² <= zero_rtol·(‖θ'‖² + ‖φ'‖²) counts as zero
+
+
+def fused_spec(kernel: str, s: float, lam: float, n: int, compute_dtype: torch.dtype) -> FusedSpec:
+    """The :class:`FusedSpec` of ``kernel`` with exponent ``s``, scaling λ, dimension constant ``n``."""
+    if kernel not in DISTANCE_KERNELS:
+        raise ValueError(f"the fused kernel computes {', '.join(DISTANCE_KERNELS)}, not {kernel!r}")
+    form = KERNEL_FORMS[kernel]
+    c = kernel_constant(kernel, s, n)
+    common = dict(sign=form.sign, subtract_x=form.subtracts_x, zero_rtol=zero_rtol(compute_dtype))
+    if kernel == "log":
+        return FusedSpec(MODE_LOG, 0, 0.0, -c * lam * math.log(2.0), -c * EULER_GAMMA, **common)
+    p = distance_exponent(kernel, s, n)
+    integer_power = abs(p - round(p)) < 1e-12 and round(p) >= 1
+    return FusedSpec(
+        MODE_POWER if integer_power else MODE_EXP2,
+        round(p) if integer_power else 0,
+        p / 2.0,
+        c * lam,
+        0.0,
+        **common,
+    )
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Tile shape and launch configuration of one kernel: rows × columns of ω per step."""
+
+    block_rows: int
+    block_cols: int
+    num_warps: int
+    num_stages: int
+
+
+# Forward: query tile × key tile. 16-bit inputs take the tensor-core path of the flash-
+# attention tutorial (128 × 64, 8 warps: two warpgroups of 64 rows on Hopper); float32 and
+# float64 keep more registers per pair (3 tf32 passes, or fp64 FMAs).
+FORWARD_TILES: dict[torch.dtype, Tiles] = {
+    torch.float16: Tiles(128, 64, 8, 3),
+    torch.bfloat16: Tiles(128, 64, 8, 3),
+    torch.float32: Tiles(64, 64, 4, 2),
+    torch.float64: Tiles(32, 32, 4, 1),
+}
+# Backward: the query pass (dθ) and the key pass (dφ, dv) hold two more tiles of the same
+# shape (g·v and the weighted gradient) and two or three accumulators, so the tiles are
+# smaller: 64 × 64 (no spills on sm_90 for 16-bit inputs); float32's three-pass tf32 dots
+# need 32 × 32 to stay (almost) within 255 registers per thread.
+BACKWARD_TILES: dict[torch.dtype, Tiles] = {
+    torch.float16: Tiles(64, 64, 4, 2),
+    torch.bfloat16: Tiles(64, 64, 4, 2),
+    torch.float32: Tiles(32, 32, 4, 2),
+    torch.float64: Tiles(32, 32, 4, 1),
+}
+
+
+def channel_block(channels: int) -> int:
+    """Channels padded to a power of two of at least 16 (tensor-core dots need K, N >= 16)."""
+    return max(16, 1 << max(channels - 1, 0).bit_length())
