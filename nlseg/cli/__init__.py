@@ -24,6 +24,8 @@ def _root() -> None:
 
 
 from nlseg.cli import summary as _summary  # noqa: E402,F401  (registers the command)
+from nlseg.cli import export as _export  # noqa: E402,F401
+from nlseg.cli import check as _check  # noqa: E402,F401
 from nlseg.cli import infer as _infer  # noqa: E402,F401
 from nlseg.cli import profile as _profile  # noqa: E402,F401
 

@@ -158,7 +158,11 @@ def distance_weight(
 
 
 def similarity_weight(kernel: str, dot: torch.Tensor, *, lam: float) -> torch.Tensor:
-    """ω for the similarity kernels from θ_i·φ_j: λ θ·φ (dot) or exp(λ θ·φ) (gaussian)."""
+    """ω for the similarity kernels from θ_i·φ_j: λ θ·φ (dot) or exp(λ θ·φ) (gaussian).
+
+    The gaussian kernel is not normalised by its row sums (DESIGN §2.3), so it overflows
+    float32 once λ θ·φ exceeds about 88: the exact update is then not representable either.
+    """
     if kernel == "dot":
         return lam * dot
     if kernel == "gaussian":

@@ -1,0 +1,197 @@
+"""What an exported model carries in ONNX ``metadata_props``, and :func:`read_metadata`.
+
+Keys (all values strings; lists and dicts as JSON):
+
+| key | value |
+|---|---|
+| ``nlseg.metadata_version`` | ``"1"`` |
+| ``nlseg.version`` | nlseg version that exported the model |
+| ``nlseg.model_config`` | :class:`ModelConfig` as JSON (``ModelConfig.to_dict``) |
+| ``nlseg.dataset`` | dataset preset name, or ``""`` when unknown |
+| ``nlseg.task`` | ``classify`` or ``segment`` |
+| ``nlseg.class_names`` | JSON list of class names, in output-channel order |
+| ``nlseg.palette`` | JSON list of ``[r, g, b]``, one per class |
+| ``nlseg.input_size`` | JSON ``[height, width]`` the model was trained / exported for |
+| ``nlseg.mean``, ``nlseg.std`` | JSON lists, per input channel: input = (pixels / 255 − mean) / std |
+| ``nlseg.graph`` | ``portable`` or ``plugin`` |
+| ``nlseg.precision`` | ``float32`` or ``float16`` (of the input and the logits) |
+| ``nlseg.dynamic_axes`` | JSON list among ``batch``, ``height``, ``width`` |
+| ``nlseg.outputs`` | JSON list: ``["logits"]`` or ``["logits", "labels"]`` |
+| ``nlseg.weights`` | JSON ``{"source", "path", "seed", "sha256"}`` (:class:`WeightsOrigin`) |
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
+from nlseg.errors import InputError
+from nlseg.nn.config import ModelConfig
+
+PREFIX = "nlseg."
+METADATA_VERSION = 1
+INPUT_NAME = "image"
+WEIGHT_SOURCES: tuple[str, ...] = ("checkpoint", "random-init")
+
+
+@dataclass(frozen=True)
+class WeightsOrigin:
+    """Where the exported weights came from: a checkpoint file, or ``build_model`` under a seed.
+
+    ``sha256`` is :func:`nlseg.onnx.weights.state_digest` of the exported state dict, so a
+    parity check can prove it compares against the very same weights.
+    """
+
+    source: str
+    sha256: str
+    path: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """The metadata of an nlseg ONNX export (see the module docstring for the stored form)."""
+
+    config: ModelConfig
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    input_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    graph: str
+    precision: str
+    dynamic_axes: tuple[str, ...]
+    outputs: tuple[str, ...]
+    weights: WeightsOrigin
+    dataset: str | None = None
+    nlseg_version: str = ""
+
+    def to_props(self) -> dict[str, str]:
+        """The ``metadata_props`` entries (key → string)."""
+        values: dict[str, Any] = {
+            "metadata_version": str(METADATA_VERSION),
+            "version": self.nlseg_version,
+            "model_config": self.config.to_dict(),
+            "dataset": self.dataset or "",
+            "task": self.config.task,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "input_size": list(self.input_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "graph": self.graph,
+            "precision": self.precision,
+            "dynamic_axes": list(self.dynamic_axes),
+            "outputs": list(self.outputs),
+            "weights": {"source": self.weights.source, "path": self.weights.path,
+                        "seed": self.weights.seed, "sha256": self.weights.sha256},
+        }
+        return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> "ModelMetadata":
+        """Inverse of :meth:`to_props`; ValueError naming the first missing or malformed key."""
+        def get(key: str) -> str:
+            if PREFIX + key not in props:
+                raise ValueError(f"no '{PREFIX}{key}' entry")
+            return props[PREFIX + key]
+
+        def load(key: str) -> Any:
+            try:
+                return json.loads(get(key))
+            except json.JSONDecodeError:
+                raise ValueError(f"'{PREFIX}{key}' is not JSON") from None
+
+        version = int(get("metadata_version"))
+        if version > METADATA_VERSION:
+            raise ValueError(f"metadata version {version} is newer than this nlseg reads ({METADATA_VERSION})")
+        weights = load("weights")
+        if weights.get("source") not in WEIGHT_SOURCES:
+            raise ValueError(f"'{PREFIX}weights' names an unknown source {weights.get('source')!r}")
+        return cls(
+            config=ModelConfig.from_dict(load("model_config")),
+            class_names=tuple(str(name) for name in load("class_names")),
+            palette=tuple((int(r), int(g), int(b)) for r, g, b in load("palette")),
+            input_size=(int(load("input_size")[0]), int(load("input_size")[1])),
+            mean=tuple(float(v) for v in load("mean")),
+            std=tuple(float(v) for v in load("std")),
+            graph=get("graph"),
+            precision=get("precision"),
+            dynamic_axes=tuple(load("dynamic_axes")),
+            outputs=tuple(load("outputs")),
+            weights=WeightsOrigin(source=weights["source"], sha256=weights["sha256"],
+                                  path=weights.get("path"), seed=weights.get("seed")),
+            dataset=get("dataset") or None,
+            nlseg_version=get("version"),
+        )
+
+
+def write_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
+    """Replace the nlseg entries of ``model.metadata_props`` with ``metadata``."""
+    kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    for key, value in [*kept, *metadata.to_props().items()]:
+        model.metadata_props.add(key=key, value=value)
+
+
+def load_model_proto(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """The ONNX model at ``path``; InputError naming the file when it is missing or not ONNX."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: ONNX model not found")
+    try:
+        model = onnx.load(str(p))
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise InputError(f"{p}: not a readable ONNX model ({type(exc).__name__})") from None
+    if not model.graph.node:
+        raise InputError(f"{p}: not an ONNX model (no graph nodes)")
+    return model
+
+
+def metadata_of(model: onnx.ModelProto, source: str = "model") -> ModelMetadata:
+    """The nlseg metadata of a loaded model; InputError naming ``source`` when it has none."""
+    props = {p.key: p.value for p in model.metadata_props}
+    try:
+        return ModelMetadata.from_props(props)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"{source}: not an nlseg export or its metadata is damaged ({exc})") from None
+
+
+def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
+    """The nlseg metadata of the ONNX model at ``path`` (InputError naming the file otherwise)."""
+    return metadata_of(load_model_proto(path), str(path))
+
+
+def class_labels(
+    config: ModelConfig, dataset: str | None, meta: dict[str, Any]
+) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
+    """Class names and palette: a checkpoint's own, BDD100K's for 19-class segmenters, else generic.
+
+    Generic names are the class indices ("0", "1", …) and colours evenly spaced hues.
+    """
+    k = config.num_classes
+    if "class_names" in meta:
+        names = tuple(str(n) for n in meta["class_names"])
+    elif config.task == "segment" and k == len(BDD100K_CLASSES) and dataset in (None, "bdd100k"):
+        names = BDD100K_CLASSES
+    else:
+        names = tuple(str(i) for i in range(k))
+    if "palette" in meta:
+        palette = tuple((int(r), int(g), int(b)) for r, g, b in meta["palette"])
+    elif names == BDD100K_CLASSES:
+        palette = BDD100K_PALETTE
+    else:
+        palette = tuple(
+            tuple(round(255 * c) for c in colorsys.hsv_to_rgb(i / k, 0.8, 0.9)) for i in range(k)  # type: ignore[misc]
+        )
+    if len(names) != k or len(palette) != k:
+        raise InputError(f"the checkpoint's class names / palette ({len(names)} / {len(palette)}) "
+                         f"do not match its {k} classes")
+    return names, palette
