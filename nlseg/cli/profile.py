@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
+import torch
 import typer
 from rich.table import Table
 
@@ -15,10 +16,12 @@ from nlseg.cli import app
 from nlseg.cli.console import table_console
 from nlseg.cli import options as opt
 from nlseg.errors import InputError
-from nlseg.nn.config import build_model
+from nlseg.onnx import ExportOptions, export_onnx, read_metadata
+from nlseg.onnx.weights import SourceModel, for_check, from_checkpoint, random_init
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.load import BACKENDS, backend_for, open_backend
+from nlseg.runtime.ort_backend import OrtBackend
 from nlseg.runtime.timing import latency_stats
 from nlseg.runtime.torch_backend import TorchBackend, model_info
 
@@ -81,7 +84,7 @@ def profile(
                 "device_name": engine.device_name(),
                 "precision": engine.precision,
                 "shape": list(batch_shape),
-                "weights": str(engine.weights),
+                "weights": str(weights_path) if weights_path is not None else "<random-init>",
                 **latency_stats(times, batch_shape[0]),
             })
             engine.close()
@@ -97,21 +100,35 @@ def profile(
         print(json.dumps(results[0] if len(results) == 1 else {"backends": results}))
 
 
-def _open(name: str, weights: Path | None, device, half: bool, cuda_graph: bool, tmp: Path, flags: tuple) -> Backend:
-    """The backend ``name`` for ``weights`` (or a random-init model from the model flags)."""
-    if weights is not None and backend_for(weights, None) == name:
-        return open_backend(weights, name, device, half=half, cuda_graph=cuda_graph)
+def _source(weights: Path | None, flags: tuple) -> SourceModel:
+    """The PyTorch model behind ``weights`` (a checkpoint, or an export's recorded origin) or the model flags."""
     if weights is None:
         dataset, arch, blocks, channels, nonlocal_op, s, stages, pool, h, layout = flags
         config = opt.model_config(dataset, arch, blocks, channels, nonlocal_op, s, stages, pool, h, layout=layout)
         try:
-            net = build_model(config)
+            return random_init(config, seed=0)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-        if name == "torch":
-            precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"
-            return TorchBackend(net, model_info(config, {}), Path("<random-init>"), device, precision, cuda_graph)
-        raise InputError(f"--backend {name}: profiling a random-init model runs on torch only; "
-                         "export it first (nlseg export) and profile the file")
-    raise InputError(f"--backend {name}: {weights} is a {backend_for(weights, None)} model; "
-                     f"export it to the {name} format first")
+    if weights.suffix == ".onnx":
+        return for_check(read_metadata(weights), None)
+    return from_checkpoint(weights)
+
+
+def _open(name: str, weights: Path | None, device: torch.device, half: bool, cuda_graph: bool, tmp: Path,
+          flags: tuple) -> Backend:
+    """The backend ``name`` for ``weights``; a checkpoint is exported for onnxruntime on the fly."""
+    if weights is not None and backend_for(weights, None) == name:
+        return open_backend(weights, name, device, half=half, cuda_graph=cuda_graph)
+    if name == "tensorrt":
+        raise InputError("--backend tensorrt: TensorRT engines are not supported by this version of nlseg")
+    source = _source(weights, flags)
+    if name == "torch":
+        precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"
+        label = weights if weights is not None else Path("<random-init>")
+        return TorchBackend(source.model, model_info(source.config, source.meta), label, device, precision, cuda_graph)
+    onnx_path = tmp / "model.onnx"
+    try:
+        export_onnx(source, onnx_path, ExportOptions(half=half))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return OrtBackend(onnx_path, device)
