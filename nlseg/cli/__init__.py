@@ -24,6 +24,9 @@ def _root() -> None:
 
 
 from nlseg.cli import summary as _summary  # noqa: E402,F401  (registers the command)
+from nlseg.cli import train as _train  # noqa: E402,F401
+from nlseg.cli import eval as _eval  # noqa: E402,F401
+from nlseg.cli import synth as _synth  # noqa: E402,F401
 from nlseg.cli import export as _export  # noqa: E402,F401
 from nlseg.cli import check as _check  # noqa: E402,F401
 from nlseg.cli import infer as _infer  # noqa: E402,F401

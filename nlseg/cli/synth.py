@@ -1,0 +1,44 @@
+"""``nlseg synth OUT``: write synthetic driving scenes with BDD100K train-id masks to disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from nlseg.cli import app
+from nlseg.cli.options import parse_size
+from nlseg.data.synthetic import COUNTS, write_scenes
+from nlseg.errors import InputError
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Output folder: OUT/images/{train,val}, OUT/masks/{train,val}.",
+                                        show_default=False)],
+    train_count: Annotated[int, typer.Option("--train", help="Training scenes.")] = COUNTS["train"],
+    val_count: Annotated[int, typer.Option("--val", help="Validation scenes.")] = COUNTS["val"],
+    size: Annotated[str, typer.Option("--size", help="HxW, e.g. 90x160 or 720x1280.")] = "90x160",
+    seed: Annotated[int, typer.Option("--seed", help="Scene i of a split is a function of (seed, split, i).")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Rendering processes.")] = 4,
+) -> None:
+    """Render scenes (PNG) in the image-folder + mask-folder layout that `nlseg train synthetic
+    --data-dir OUT` and `nlseg train folder --data-dir OUT` read."""
+    hw = parse_size(size, "--size")
+    if len(hw) != 2:
+        raise InputError(f"--size: expected HxW such as 90x160, got {size!r}")
+    for flag, value in (("--train", train_count), ("--val", val_count), ("--workers", workers)):
+        if value < (1 if flag == "--workers" else 0):
+            raise InputError(f"{flag}: invalid value {value}")
+    if seed < 0:
+        raise InputError(f"--seed: must be >= 0, got {seed}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        for split, count in (("train", train_count), ("val", val_count)):
+            task = progress.add_task(f"{split} scenes {hw[0]}x{hw[1]}", total=count)
+            write_scenes(out, split, count, (hw[0], hw[1]), seed, workers,
+                         progress=lambda done, t=task: progress.update(t, completed=done))
+    print(f"wrote {train_count} training and {val_count} validation scenes ({hw[0]}x{hw[1]}) to {out}")

@@ -1,0 +1,82 @@
+"""The datasets ``nlseg train`` and ``nlseg eval`` know, by name, and how to load their splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from nlseg.data import qtips as qt
+from nlseg.data.bdd100k import bdd100k_layout
+from nlseg.data.cifar import load_cifar
+from nlseg.data.labels import BDD100K_CLASSES
+from nlseg.data.segfolder import folder_layout, load_pairs
+from nlseg.data.split import Split
+from nlseg.data.stl10 import load_stl10
+from nlseg.data.synthetic import synthetic_split
+from nlseg.errors import InputError
+
+DATA_SEED = 0  # generated datasets are fixed; the training seed varies only the training
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to load: a split, the data folder (if any), the image size of segmentation sets, threads."""
+
+    split: str
+    data_dir: Path | None
+    size: tuple[int, int]
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset: its architecture preset, whether it reads files, class names (segmentation), loader."""
+
+    preset: str
+    data_dir: str  # "required", "optional" or "none"
+    load: Callable[[Request], Split]
+    class_names: tuple[str, ...] = ()
+
+
+def _synthetic(r: Request) -> Split:
+    if r.data_dir is not None:
+        return load_pairs(folder_layout(r.data_dir, r.split), r.size, 19, r.workers)
+    return synthetic_split(r.split, size=r.size, seed=DATA_SEED, workers=r.workers)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "qtips": DatasetInfo("qtips", "none", lambda r: qt.qtips(r.split, DATA_SEED)),
+    "qtips-seg": DatasetInfo("qtips-seg", "none", lambda r: qt.qtips(r.split, DATA_SEED, segmentation=True),
+                             ("background", *qt.CLASSES)),
+    "cifar10": DatasetInfo("cifar10", "required", lambda r: load_cifar(r.data_dir, "cifar10", r.split)),
+    "cifar100": DatasetInfo("cifar100", "required", lambda r: load_cifar(r.data_dir, "cifar100", r.split)),
+    "stl10": DatasetInfo("stl10", "required", lambda r: load_stl10(r.data_dir, r.split)),
+    "bdd100k": DatasetInfo("bdd100k", "required",
+                           lambda r: load_pairs(bdd100k_layout(r.data_dir, r.split), r.size, 19, r.workers),
+                           BDD100K_CLASSES),
+    "folder": DatasetInfo("bdd100k", "required",
+                          lambda r: load_pairs(folder_layout(r.data_dir, r.split), r.size, 19, r.workers),
+                          BDD100K_CLASSES),
+    "synthetic": DatasetInfo("bdd100k", "optional", _synthetic, BDD100K_CLASSES),
+}
+
+
+def dataset_info(name: str, flag: str = "DATASET") -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``name``; InputError naming ``flag`` if unknown."""
+    if name not in DATASETS:
+        raise InputError(f"{flag}: unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load_split(name: str, request: Request) -> Split:
+    """Load ``request.split`` of dataset ``name``; InputError if the data folder is missing or empty."""
+    info = dataset_info(name)
+    if request.data_dir is None and info.data_dir == "required":
+        raise InputError(f"--data-dir: {name} reads a local copy of the dataset; pass the folder that holds it")
+    if request.data_dir is not None:
+        if info.data_dir == "none":
+            raise InputError(f"--data-dir: {name} is generated in memory and reads no files")
+        if not request.data_dir.is_dir():
+            raise InputError(f"--data-dir {request.data_dir}: folder not found")
+    return info.load(request)

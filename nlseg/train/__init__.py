@@ -1,0 +1,1 @@
+"""Training: the thesis recipe, the loop, metrics, run directories, data-parallel helpers."""

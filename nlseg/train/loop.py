@@ -1,0 +1,283 @@
+"""Training and evaluation (thesis §4.3, §4.4; DESIGN §2.4).
+
+Cross-entropy plus weight smoothness decay (4.10) in the loss, L2 decay (4.9) through the
+optimiser's parameter groups, SGD with momentum and the warm-up/step schedule of
+:class:`~nlseg.train.recipe.Recipe`, bf16 autocast on CUDA. The data order and augmentation
+of an epoch come from a generator seeded by (seed, epoch), so a run resumed from ``last.pt``
+repeats exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from nlseg.checkpoint import read_checkpoint, save_checkpoint
+from nlseg.data.labels import IGNORE_INDEX
+from nlseg.data.split import Split
+from nlseg.data.transforms import augment, normalize
+from nlseg.errors import InputError
+from nlseg.nn.config import ModelConfig, build_model
+from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
+from nlseg.train import rundir
+from nlseg.train.distributed import Context, sync_batchnorm
+from nlseg.train.metrics import Scores
+from nlseg.train.progress import EpochBar
+from nlseg.train.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's results (``config.json``'s ``run`` entry)."""
+
+    dataset: str
+    data_dir: str | None
+    size: tuple[int, int]
+    model: ModelConfig
+    recipe: Recipe
+    seed: int = 0
+    train_fraction: float = 1.0
+
+    @property
+    def metric(self) -> str:
+        """The validation metric that picks ``best.pt``."""
+        return "miou" if self.model.task == "segment" else "accuracy"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(size=list(self.size), model=self.model.to_dict(), recipe=self.recipe.to_dict())
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
+        return cls(**{**data, "size": tuple(data["size"]), "model": ModelConfig.from_dict(data["model"]),
+                      "recipe": Recipe.from_dict(data["recipe"])})
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of an epoch's data order and augmentation: a function of (seed, epoch) only."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def training_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
+    """Indices of a random ``fraction`` of ``n`` training samples (thesis §5.4.2, Table 5.7), by seed."""
+    keep = max(1, int(round(fraction * n)))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep].sort().values
+
+
+def _loss_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+def _count(target: torch.Tensor) -> torch.Tensor:
+    """Samples, or labelled pixels, of a target batch (at least 1), without a device sync."""
+    if target.dim() == 1:
+        return torch.tensor(float(len(target)), device=target.device)
+    return (target != IGNORE_INDEX).sum().clamp(min=1).float()
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, data: Split,
+                mean: torch.Tensor, spec: RunSpec, epoch: int, ctx: Context) -> dict[str, Any]:
+    """One epoch over ``data``; returns the epoch's training loss and accuracy (pixel accuracy)."""
+    recipe, device = spec.recipe, ctx.device
+    g = epoch_generator(spec.seed, epoch)
+    order = torch.randperm(len(data), generator=g)
+    batches = [b for b in order.split(recipe.batch_size) if len(b) >= ctx.world]
+    scores = Scores(data.num_classes, data.is_segmentation, device)
+    bar = EpochBar(f"epoch {epoch}/{recipe.epochs}", len(batches),
+                   "pixel acc" if data.is_segmentation else "acc", ctx.is_main)
+    module.train()
+    refresh = max(1, len(batches) // 40)
+    for i, index in enumerate(batches):
+        x = normalize(data.images[index].to(device, non_blocking=True), mean)
+        y = data.targets[index].to(device, non_blocking=True)
+        x, y = augment(x, y, recipe.pad, recipe.flip, g)
+        count = _count(y)  # over the global batch: the loss is its mean
+        part = ctx.shard(len(index))
+        x, y = x[part], y[part]
+        with _autocast(device):
+            logits = model(x)
+        loss_sum = _loss_sum(logits, y)
+        loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scores.update(logits.detach(), y, loss_sum, _count(y))
+        bar.advance(len(index))
+        if bar.enabled and (i % refresh == 0 or i == len(batches) - 1):
+            summary = scores.summary()
+            bar.show(summary["loss"], summary.get("pixel_accuracy", summary.get("accuracy")))
+    bar.close()
+    ctx.all_reduce(scores.tensors())
+    return scores.summary()
+
+
+@torch.no_grad()
+def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int, ctx: Context,
+             noise_sigma: float = 0.0, per_class: bool = False) -> dict[str, Any]:
+    """Loss and metrics on ``data`` (this process's shard, summed over processes).
+
+    ``noise_sigma`` adds Gaussian noise N(0, σ²) to the [0, 1] inputs (thesis §5.4.1, Table 5.6)
+    from a fixed generator, so the same checkpoint always sees the same noise.
+    """
+    module.eval()
+    shard = ctx.shard(len(data))
+    scores = Scores(data.num_classes, data.is_segmentation, ctx.device)
+    g = torch.Generator().manual_seed(0)
+    for start in range(shard.start, shard.stop, batch_size):
+        index = slice(start, min(start + batch_size, shard.stop))
+        x = data.images[index].to(ctx.device).float() / 255.0
+        if noise_sigma > 0:
+            x = x + (noise_sigma * torch.randn(x.shape, generator=g)).to(ctx.device)
+        y = data.targets[index].to(ctx.device)
+        with _autocast(ctx.device):
+            logits = module(normalize(x, mean))
+        scores.update(logits.float(), y, _loss_sum(logits, y), _count(y), soft=data.is_segmentation)
+    ctx.all_reduce(scores.tensors())
+    return scores.summary(per_class=per_class)
+
+
+def _row(epoch: int, lr: float, seconds: float, train: dict, val: dict) -> dict[str, Any]:
+    row: dict[str, Any] = {"epoch": epoch, "lr": lr}
+    row.update({f"train_{k}": v for k, v in train.items()})
+    row.update({f"val_{k}": v for k, v in val.items()})
+    row["seconds"] = round(seconds, 3)
+    return row
+
+
+def _meta(spec: RunSpec, epoch: int, row: dict, class_names: tuple[str, ...], mean: torch.Tensor) -> dict[str, Any]:
+    """What eval and inference read: dataset, task, sizes, classes and the input normalisation.
+
+    ``normalization.mean`` is per channel (exact when ``per_pixel`` is False); the exact
+    per-pixel mean is the checkpoint's ``input_mean`` tensor (3, H, W).
+    """
+    return {"dataset": spec.dataset, "task": spec.model.task, "epoch": epoch, "image_size": list(spec.size),
+            "data_dir": spec.data_dir, "seed": spec.seed, "metrics": row, "class_names": list(class_names),
+            "normalization": {"mean": [float(v) for v in mean.mean((1, 2))], "std": [1.0, 1.0, 1.0],
+                              "per_pixel": spec.recipe.pixel_mean}}
+
+
+def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Load ``last.pt`` into the model and optimiser, restore RNG states; returns the checkpoint."""
+    payload = read_checkpoint(out / rundir.LAST)
+    stored = payload.get("run", {})
+    mine = spec.to_dict()
+    changed = sorted(k for k in set(stored) | set(mine) if stored.get(k) != mine.get(k))
+    if changed:
+        raise InputError(f"--resume: {out} was started with other settings ({', '.join(changed)} differ); "
+                         "repeat the original flags, or start a new run with another --out")
+    module.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    if torch.cuda.is_available() and payload["rng"].get("cuda"):
+        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    return payload
+
+
+def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume: bool,
+        class_names: tuple[str, ...] = (), log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train ``spec`` in run directory ``out`` (rank 0 writes), resuming from ``last.pt`` if asked.
+
+    Returns the metrics history, one row per epoch.
+    """
+    recipe = spec.recipe
+    if spec.train_fraction < 1.0:
+        train = train.subset(training_subset(len(train), spec.train_fraction, spec.seed))
+    mean = train.pixel_mean()
+    if not recipe.pixel_mean:
+        mean = mean.mean((1, 2), keepdim=True)
+    if ctx.device.type == "cuda":  # a few hundred MB of uint8 at most: index batches on the GPU
+        train, val = train.to(ctx.device), val.to(ctx.device)
+    torch.manual_seed(spec.seed)
+    module = build_model(spec.model)
+    if ctx.world > 1:
+        sync_batchnorm(module)
+    module.to(ctx.device)
+    optimizer = torch.optim.SGD(weight_decay_groups(module, recipe.weight_decay), lr=recipe.lr,
+                                momentum=recipe.momentum)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "value": -math.inf}
+    last = out / rundir.LAST
+    if last.exists() and not resume:
+        raise InputError(f"--out {out}: already holds a run ({rundir.LAST}); pass --resume to continue it "
+                         "or choose another --out")
+    if resume and last.exists():
+        payload = _restore(out, spec, module, optimizer)
+        history, best = list(payload["history"]), dict(payload["best"])
+        if ctx.is_main:
+            rundir.remove_temporaries(out)
+            _sync_outputs(out, spec, module, mean, history, best, class_names)
+            log(f"resuming {out} after epoch {payload['epoch']}")
+    elif ctx.is_main:
+        if resume:
+            log(f"no {rundir.LAST} in {out}; starting from epoch 1")
+        rundir.write_json(out / rundir.CONFIG, {"run": spec.to_dict(), "world_size": ctx.world,
+                                                "milestone_epochs": list(recipe.milestone_epochs())})
+    model = DistributedDataParallel(module) if ctx.world > 1 else module
+    for epoch in range(len(history) + 1, recipe.epochs + 1):
+        start = time.perf_counter()
+        lr = recipe.learning_rate(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx)
+        val_scores = evaluate(module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation)
+        row = _row(epoch, lr, time.perf_counter() - start, train_scores, val_scores)
+        history.append(row)
+        value = row.get(f"val_{spec.metric}")
+        if value is not None and value > best["value"]:
+            best = {"epoch": epoch, "value": value}
+        if ctx.is_main:
+            rng = {"torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            save_checkpoint(last, module, spec.model, meta=_meta(spec, epoch, row, class_names, mean), input_mean=mean,
+                            optimizer=optimizer.state_dict(), epoch=epoch, history=history, best=best,
+                            rng=rng, run=spec.to_dict())
+            _sync_outputs(out, spec, module, mean, history, best, class_names)
+            log(format_row(row, recipe.epochs))
+    return history
+
+
+def _sync_outputs(out: Path, spec: RunSpec, module: nn.Module, mean: torch.Tensor, history: list[dict],
+                  best: dict, class_names: tuple[str, ...]) -> None:
+    """Bring ``metrics.jsonl``, ``curves.png`` and ``best.pt`` in line with the history in ``last.pt``."""
+    rundir.write_metrics(out, history)
+    rundir.plot_curves(out, history, f"{spec.dataset}, seed {spec.seed}")
+    epoch = history[-1]["epoch"]
+    best_path = out / rundir.BEST
+    current = read_checkpoint(best_path)["meta"].get("epoch") if best_path.exists() else None
+    if best["epoch"] == epoch and current != epoch:
+        save_checkpoint(best_path, module, spec.model, meta=_meta(spec, epoch, history[-1], class_names, mean),
+                        input_mean=mean)
+
+
+def format_row(row: dict[str, Any], epochs: int) -> str:
+    """One line per epoch: lr, losses, metrics and seconds."""
+    parts = [f"epoch {row['epoch']}/{epochs}", f"lr {row['lr']:.4g}"]
+    for key, value in row.items():
+        if key.startswith(("train_", "val_")) and isinstance(value, float):
+            parts.append(f"{key} {value:.4f}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def median_summary(histories: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Median over seeds of each final-epoch number (the thesis reports the median of 5 seeds)."""
+    finals = {seed: rows[-1] for seed, rows in histories.items()}
+    keys = [k for k, v in next(iter(finals.values())).items() if isinstance(v, float) and k.startswith(("train_", "val_"))]
+    median = {k: float(np.median([row[k] for row in finals.values() if row.get(k) is not None])) for k in keys}
+    return {"seeds": sorted(finals), "median": median, "final": {str(s): r for s, r in finals.items()}}
+

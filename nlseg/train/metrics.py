@@ -1,0 +1,100 @@
+"""Metrics of classification and segmentation, accumulated over batches (thesis §5.5; DESIGN §2.5).
+
+One confusion matrix (rows: true class, columns: predicted) gives accuracy / pixel accuracy
+(5.1) and the standard IoU per class (5.2), TP / (TP + FP + FN), with pixels labelled 255
+ignored; mIoU is the mean over the classes whose IoU is defined (TP + FP + FN > 0).
+The thesis's Table 5.8 used a different *soft* IoU: softmax probabilities p against one-hot
+labels y over all classes at once, with 255 as an extra class the network never predicts,
+(Σ p·y + 1) / (Σ p + Σ y − Σ p·y + 1). Here the sums run over the whole split.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from nlseg.data.labels import IGNORE_INDEX
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """int64 (C, C) counts of (true, predicted) pairs; targets equal to 255 are left out."""
+    pred, target = pred.reshape(-1), target.reshape(-1).long()
+    keep = target != IGNORE_INDEX
+    index = target[keep] * num_classes + pred[keep].long()
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def accuracy(conf: torch.Tensor) -> float:
+    """Fraction of samples (pixels) classified correctly: trace / total (5.1)."""
+    total = int(conf.sum())
+    return float(conf.diag().sum()) / total if total else math.nan
+
+
+def iou_per_class(conf: torch.Tensor) -> list[float]:
+    """TP / (TP + FP + FN) per class (5.2); NaN where the class is neither present nor predicted."""
+    tp = conf.diag().double()
+    denom = conf.sum(0).double() + conf.sum(1).double() - tp
+    return [float(t / d) if d > 0 else math.nan for t, d in zip(tp, denom)]
+
+
+def mean_iou(conf: torch.Tensor) -> float:
+    """Mean of the defined per-class IoUs."""
+    values = [v for v in iou_per_class(conf) if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def soft_iou_terms(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(Σ p·y, Σ p, Σ y) of one batch for :func:`soft_iou`; 255 is an extra, never-predicted class."""
+    probs = F.softmax(logits.float(), dim=1)
+    c = probs.shape[1]
+    t = target.long().clone()
+    t[t == IGNORE_INDEX] = c
+    probs = F.pad(probs, (0, 0, 0, 0, 0, 1))
+    onehot = F.one_hot(t, c + 1).permute(0, 3, 1, 2).to(probs.dtype)
+    inter = (probs * onehot).sum()
+    return torch.stack([inter.double(), probs.sum().double(), onehot.sum().double()])
+
+
+def soft_iou(terms: torch.Tensor, smooth: float = 1.0) -> float:
+    """The thesis's soft IoU from accumulated (Σ p·y, Σ p, Σ y)."""
+    inter, p, y = (float(v) for v in terms)
+    return (inter + smooth) / (p + y - inter + smooth)
+
+
+class Scores:
+    """Running loss, confusion matrix and (segmentation) soft-IoU sums over batches."""
+
+    def __init__(self, num_classes: int, segmentation: bool, device: torch.device) -> None:
+        self.num_classes, self.segmentation = num_classes, segmentation
+        self.loss = torch.zeros(2, dtype=torch.float64, device=device)  # (sum, count)
+        self.conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.soft = torch.zeros(3, dtype=torch.float64, device=device)
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss_sum: torch.Tensor, count: int | torch.Tensor,
+               soft: bool = False) -> None:
+        """Add a batch: ``loss_sum`` over its ``count`` samples (pixels)."""
+        self.loss += torch.stack([loss_sum.detach().double(), torch.as_tensor(count, dtype=torch.float64,
+                                                                               device=self.loss.device)])
+        self.conf += confusion_matrix(logits.argmax(1), target, self.num_classes)
+        if soft:
+            self.soft += soft_iou_terms(logits.detach(), target)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The accumulators, for an all-reduce across processes."""
+        return [self.loss, self.conf, self.soft]
+
+    def summary(self, per_class: bool = False) -> dict[str, float | list[float | None]]:
+        """{loss, accuracy} or {loss, pixel_accuracy, miou, soft_iou[, per_class_iou]}; NaN becomes None."""
+        out: dict = {"loss": float(self.loss[0] / self.loss[1]) if self.loss[1] > 0 else math.nan}
+        if not self.segmentation:
+            out["accuracy"] = accuracy(self.conf)
+            return out
+        out["pixel_accuracy"] = accuracy(self.conf)
+        out["miou"] = mean_iou(self.conf)
+        if self.soft[2] > 0:
+            out["soft_iou"] = soft_iou(self.soft)
+        if per_class:
+            out["per_class_iou"] = [None if math.isnan(v) else v for v in iou_per_class(self.conf)]
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}

@@ -1,0 +1,72 @@
+"""The run directory: ``config.json``, ``metrics.jsonl``, ``curves.png``, ``last.pt``, ``best.pt``.
+
+Every file is written atomically. ``metrics.jsonl`` and ``curves.png`` are rewritten from
+the history stored in ``last.pt``, so after a kill at any moment they agree with the
+checkpoint a resumed run continues from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nlseg.io import atomic_path
+
+CONFIG, METRICS, CURVES, LAST, BEST = "config.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt"
+
+
+def remove_temporaries(out: Path) -> None:
+    """Delete temporary files a killed run left behind (``.last.tmp-XXXX.pt`` …); final names are intact."""
+    for stem in (CONFIG, METRICS, CURVES, LAST, BEST):
+        name = Path(stem)
+        for tmp in out.glob(f".{name.stem}.tmp-*{name.suffix}"):
+            tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    """One JSON object per epoch."""
+    with atomic_path(out / METRICS) as tmp:
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl``."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(out: Path, history: list[dict[str, Any]], title: str) -> None:
+    """Loss and metric curves (train and validation) against epochs, as ``curves.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, style in (("train_loss", "-"), ("val_loss", "--")):
+        ax_loss.plot(epochs, [row.get(key) for row in history], style, marker=".", label=key)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.legend()
+    metric_keys = [k for k in history[-1] if k.startswith(("train_", "val_")) and not k.endswith(("loss", "per_class_iou"))]
+    for key in metric_keys:
+        ax_metric.plot(epochs, [row.get(key) for row in history], "--" if key.startswith("val_") else "-",
+                       marker=".", label=key)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylim(0, 1)
+    ax_metric.legend()
+    for ax in (ax_loss, ax_metric):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(out / CURVES) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
