@@ -83,3 +83,29 @@ def test_infer_with_an_onnx_export_matches_torch(checkpoint, tmp_path):
         assert summary["backend"] == {".pt": "torch", ".onnx": "onnxruntime"}[weights.suffix]
     assert masks[".pt"].shape == (61, 83)
     assert (masks[".pt"] == masks[".onnx"]).mean() > 0.999
+
+
+def test_per_pixel_mean_reaches_both_backends(tmp_path):
+    """A thesis-recipe checkpoint subtracts a per-pixel mean (§4.4): torch and ONNX runtimes apply it alike."""
+    import torch
+
+    from nlseg.runtime.frames import preprocess
+    from nlseg.runtime.ort_backend import OrtBackend
+    from nlseg.runtime.torch_backend import TorchBackend
+
+    config = ModelConfig.from_preset("bdd100k", nonlocal_kernel="dot", blocks=(1, 1, 1), channels=(8, 8, 8),
+                                     image_size=(12, 20))
+    mean_image = torch.rand(3, 12, 20)
+    ckpt = tmp_path / "pp.pt"
+    save_checkpoint(ckpt, build_model(config), config,
+                    meta={"normalization": {"mean": mean_image.mean((1, 2)).tolist(), "std": [1.0] * 3, "per_pixel": True}},
+                    input_mean=mean_image)
+    backend = TorchBackend.from_checkpoint(ckpt, torch.device("cpu"))
+    frame = np.full((24, 40, 3), 128, np.uint8)
+    batch = preprocess([frame], (12, 20), backend.info)
+    expected = 128 / 255 - mean_image.numpy()
+    np.testing.assert_allclose(batch[0], expected, atol=1e-5)
+    onnx_path = tmp_path / "pp.onnx"
+    assert nlseg("export", ckpt, "--out", onnx_path).returncode == 0
+    ort_info = OrtBackend(onnx_path, torch.device("cpu")).info
+    np.testing.assert_allclose(preprocess([frame], (12, 20), ort_info), batch, atol=1e-5)

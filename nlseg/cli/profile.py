@@ -125,7 +125,8 @@ def _open(name: str, weights: Path | None, device: torch.device, half: bool, cud
     if name == "torch":
         precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"
         label = weights if weights is not None else Path("<random-init>")
-        return TorchBackend(source.model, model_info(source.config, source.meta), label, device, precision, cuda_graph)
+        info = model_info(source.config, source.meta, source.input_mean)
+        return TorchBackend(source.model, info, label, device, precision, cuda_graph)
     onnx_path = tmp / "model.onnx"
     try:
         export_onnx(source, onnx_path, ExportOptions(half=half))

@@ -210,6 +210,7 @@ def export_onnx(
         std=tuple(norm.get("std", (1.0,) * config.in_channels)),
         graph=options.graph, precision="float16" if options.half else "float32", dynamic_axes=axes,
         outputs=outputs, weights=source.origin, dataset=dataset, nlseg_version=nlseg.__version__,
+        mean_image=None if source.input_mean is None else source.input_mean.float().numpy(),
     )
     model.producer_name, model.producer_version = "nlseg", nlseg.__version__
     model.doc_string = f"nlseg {config.arch} {config.task}, nonlocal {config.nonlocal_kernel or 'none'}, {options.graph} graph"

@@ -13,6 +13,7 @@ Keys (all values strings; lists and dicts as JSON):
 | ``nlseg.palette`` | JSON list of ``[r, g, b]``, one per class |
 | ``nlseg.input_size`` | JSON ``[height, width]`` the model was trained / exported for |
 | ``nlseg.mean``, ``nlseg.std`` | JSON lists, per input channel: input = (pixels / 255 − mean) / std |
+| ``nlseg.mean_image`` | optional JSON ``{"shape": [C, H, W], "values": [...]}``: a per-pixel mean (thesis §4.4) that replaces ``mean``, resized bilinearly to the input size |
 | ``nlseg.graph`` | ``portable`` or ``plugin`` |
 | ``nlseg.precision`` | ``float32`` or ``float16`` (of the input and the logits) |
 | ``nlseg.dynamic_axes`` | JSON list among ``batch``, ``height``, ``width`` |
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
@@ -72,6 +74,7 @@ class ModelMetadata:
     weights: WeightsOrigin
     dataset: str | None = None
     nlseg_version: str = ""
+    mean_image: np.ndarray | None = None
 
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` entries (key → string)."""
@@ -93,6 +96,9 @@ class ModelMetadata:
             "weights": {"source": self.weights.source, "path": self.weights.path,
                         "seed": self.weights.seed, "sha256": self.weights.sha256},
         }
+        if self.mean_image is not None:
+            values["mean_image"] = {"shape": list(self.mean_image.shape),
+                                    "values": [round(float(v), 6) for v in self.mean_image.reshape(-1)]}
         return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
     @classmethod
@@ -130,7 +136,13 @@ class ModelMetadata:
                                   path=weights.get("path"), seed=weights.get("seed")),
             dataset=get("dataset") or None,
             nlseg_version=get("version"),
+            mean_image=_mean_image(load("mean_image")) if PREFIX + "mean_image" in props else None,
         )
+
+
+def _mean_image(stored: dict[str, Any]) -> np.ndarray:
+    """The stored per-pixel mean as a float32 (C, H, W) array."""
+    return np.asarray(stored["values"], np.float32).reshape(stored["shape"])
 
 
 def write_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:

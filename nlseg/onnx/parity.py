@@ -104,17 +104,19 @@ def check_shape(metadata: ModelMetadata, shape: tuple[int, ...] | None) -> tuple
 
 
 def image_input(path: Path, shape: tuple[int, int, int, int], metadata: ModelMetadata) -> np.ndarray:
-    """``path`` as RGB resized to the shape's HxW, scaled to [0, 1], normalised, repeated over the batch."""
+    """``path`` preprocessed as ``nlseg infer`` does (resized to the shape's HxW, normalised), repeated over the batch."""
     import cv2
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    from nlseg.runtime.frames import preprocess, to_bgr8
+    from nlseg.runtime.ort_backend import info_from_metadata
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
         raise InputError(f"--image: {path}: not a readable image")
     if shape[1] != 3:
         raise InputError(f"--image: the model takes {shape[1]} channels; images give 3")
-    rgb = cv2.cvtColor(cv2.resize(bgr, (shape[3], shape[2]), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    pixels = rgb.astype(np.float32).transpose(2, 0, 1) / 255.0
-    return normalise(np.repeat(pixels[None], shape[0], axis=0), metadata)
+    batch = preprocess([to_bgr8(image)], (shape[2], shape[3]), info_from_metadata(metadata))
+    return np.repeat(batch, shape[0], axis=0)
 
 
 def random_input(shape: tuple[int, int, int, int], metadata: ModelMetadata, seed: int) -> np.ndarray:

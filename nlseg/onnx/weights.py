@@ -32,6 +32,7 @@ class SourceModel:
     config: ModelConfig
     origin: WeightsOrigin
     meta: dict[str, Any] = field(default_factory=dict)
+    input_mean: torch.Tensor | None = None  # (3, H, W) when the trainer subtracted a per-pixel mean
 
 
 def state_digest(model: nn.Module) -> str:
@@ -49,7 +50,9 @@ def from_checkpoint(path: str | os.PathLike[str]) -> SourceModel:
     model, config, payload = load_model(path)
     model.eval()
     origin = WeightsOrigin("checkpoint", state_digest(model), path=str(Path(path).resolve()))
-    return SourceModel(model, config, origin, dict(payload.get("meta", {})))
+    meta = dict(payload.get("meta", {}))
+    per_pixel = meta.get("normalization", {}).get("per_pixel", False)
+    return SourceModel(model, config, origin, meta, payload.get("input_mean") if per_pixel else None)
 
 
 def random_init(config: ModelConfig, seed: int) -> SourceModel:

@@ -27,6 +27,7 @@ class ModelInfo:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     dynamic: bool = True
+    mean_image: np.ndarray | None = None  # (3, H, W) per-pixel training mean (thesis §4.4), replaces ``mean``
 
 
 class Backend(ABC):

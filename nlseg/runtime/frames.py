@@ -30,12 +30,16 @@ def preprocess(frames: list[np.ndarray], size: tuple[int, int], info: ModelInfo)
     scale = 1.0 / (255.0 * std)  # (x / 255 − mean) / std = x · scale + offset, per RGB channel
     offset = -np.asarray(info.mean, np.float32) / std
     batch = np.empty((len(frames), 3, height, width), np.float32)
+    pixel_offset = None
+    if info.mean_image is not None:  # per-pixel mean, resized like nlseg.data.transforms.normalize does
+        resized_mean = cv2.resize(info.mean_image.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR)
+        pixel_offset = (-resized_mean.reshape(height, width, 3) / std).transpose(2, 0, 1).astype(np.float32)
     for i, frame in enumerate(frames):
         shrink = frame.shape[0] > height or frame.shape[1] > width
         resized = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         for c in range(3):  # RGB channel c is BGR plane 2 − c
             np.multiply(resized[:, :, 2 - c], scale[c], out=batch[i, c], casting="unsafe")
-            batch[i, c] += offset[c]
+            batch[i, c] += offset[c] if pixel_offset is None else pixel_offset[c]
     return batch
 
 

@@ -12,21 +12,27 @@ from torch import nn
 from nlseg.checkpoint import load_model
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig
+from nlseg.onnx.metadata import class_labels
 from nlseg.runtime.backend import Backend, ModelInfo
 from nlseg.runtime.device import describe_device
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def model_info(config: ModelConfig, meta: dict) -> ModelInfo:
-    """ModelInfo from a checkpoint's config and meta (normalisation written by the trainer)."""
+def model_info(config: ModelConfig, meta: dict, input_mean: torch.Tensor | None = None) -> ModelInfo:
+    """ModelInfo from a checkpoint's config, meta and (per-pixel runs) ``input_mean`` tensor."""
     if config.task != "segment":
         raise InputError(f"the model is a {config.task} network; nlseg infer needs a segmenter")
     norm = meta.get("normalization", {})
+    names, palette = class_labels(config, meta.get("dataset"), meta)
+    per_pixel = norm.get("per_pixel", False) and input_mean is not None
     return ModelInfo(
         input_size=tuple(config.image_size),
+        class_names=names,
+        palette=palette,
         mean=tuple(norm.get("mean", (0.0, 0.0, 0.0))),
         std=tuple(norm.get("std", (1.0, 1.0, 1.0))),
+        mean_image=input_mean.float().numpy() if per_pixel else None,
     )
 
 
@@ -83,7 +89,8 @@ class TorchBackend(Backend):
     @classmethod
     def from_checkpoint(cls, path: Path, device: torch.device, precision: str = "fp32", cuda_graph: bool = False) -> "TorchBackend":
         model, config, payload = load_model(path)
-        return cls(model, model_info(config, payload.get("meta", {})), Path(path), device, precision, cuda_graph)
+        info = model_info(config, payload.get("meta", {}), payload.get("input_mean"))
+        return cls(model, info, Path(path), device, precision, cuda_graph)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._use_graph:
