@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nlseg.cli import app
 from nlseg.cli.options import parse_size
 from nlseg.data.synthetic import COUNTS, write_scenes
+from nlseg.data.synthetic.clip import write_clip
 from nlseg.errors import InputError
 
 
@@ -42,3 +43,25 @@ def synth(
             write_scenes(out, split, count, (hw[0], hw[1]), seed, workers,
                          progress=lambda done, t=task: progress.update(t, completed=done))
     print(f"wrote {train_count} training and {val_count} validation scenes ({hw[0]}x{hw[1]}) to {out}")
+
+
+@app.command("synth-clip")
+def synth_clip(
+    out: Annotated[Path, typer.Argument(help="Output MP4.", show_default=False)],
+    scenes: Annotated[int, typer.Option("--scenes", help="Scenes shown in turn.")] = 4,
+    seconds: Annotated[float, typer.Option("--seconds", help="Seconds per scene.")] = 2.0,
+    size: Annotated[str, typer.Option("--size", help="HxW of the video.")] = "360x640",
+    fps: Annotated[float, typer.Option("--fps", help="Frames per second.")] = 15.0,
+    seed: Annotated[int, typer.Option("--seed", help="Scenes are a function of (seed, i).")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Rendering processes.")] = 2,
+) -> None:
+    """Render a short synthetic driving clip (each scene slowly zoomed, cross-faded into the next)."""
+    hw = parse_size(size, "--size")
+    if len(hw) != 2:
+        raise InputError(f"--size: expected HxW such as 360x640, got {size!r}")
+    if scenes < 1 or seconds <= 0 or fps <= 0 or workers < 1 or seed < 0:
+        raise InputError("--scenes, --seconds, --fps and --workers must be positive, --seed >= 0")
+    if out.suffix.lower() != ".mp4":
+        raise InputError(f"{out}: the clip is written as MP4; give a .mp4 path")
+    path = write_clip(out, scenes, seconds, (hw[0], hw[1]), fps, seed, workers)
+    print(f"wrote {path}: {scenes} scenes, {hw[0]}x{hw[1]}, {fps:g} fps")

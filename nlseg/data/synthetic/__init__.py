@@ -20,7 +20,7 @@ from nlseg.data.split import Split
 from nlseg.data.synthetic.scene import render_scene
 from nlseg.io import atomic_path
 
-STREAMS = {"train": 0, "val": 1}
+STREAMS = {"train": 0, "val": 1, "clip": 2}
 COUNTS = {"train": 2000, "val": 200}
 
 
