@@ -54,3 +54,13 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_gives_normal_permissions(tmp_path):
+    import os
+
+    with atomic_path(tmp_path / "f.txt") as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask
