@@ -28,7 +28,8 @@ from nlseg.runtime.torch_backend import TorchBackend, model_info
 
 def _backends(choice: str | None, weights: Path | None) -> list[str]:
     if choice == "all":
-        return ["torch", "onnxruntime"] + (["tensorrt"] if weights is not None and weights.suffix == ".engine" else [])
+        engine = weights is not None and backend_for(weights, None) == "tensorrt"
+        return ["torch", "onnxruntime"] + (["tensorrt"] if engine else [])
     if choice is None:
         return ["torch"] if weights is None else [backend_for(weights, None)]
     if choice not in BACKENDS:
@@ -38,13 +39,13 @@ def _backends(choice: str | None, weights: Path | None) -> list[str]:
 
 @app.command()
 def profile(
-    weights: Annotated[Optional[Path], typer.Argument(help="Checkpoint .pt or .onnx (default: the bundled demo weights).")] = None,
+    weights: Annotated[Optional[Path], typer.Argument(help="Checkpoint .pt, .onnx or TensorRT .engine (default: the bundled demo weights).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt | all.")] = None,
     shape: Annotated[Optional[str], typer.Option("--shape", help="Input BxCxHxW (default: 1x3 and the model's size).")] = None,
     half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (torch backend).")] = False,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed passes first.")] = 10,
     iters: Annotated[int, typer.Option("--iters", help="Timed passes.")] = 50,
-    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Time a captured CUDA graph (torch backend).")] = False,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Time a captured CUDA graph (torch and tensorrt backends).")] = False,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Time an untrained architecture from the model flags.")] = False,
     dataset: opt.Dataset = "bdd100k",
@@ -111,6 +112,10 @@ def _source(weights: Path | None, flags: tuple) -> SourceModel:
             raise InputError(str(exc)) from None
     if weights.suffix == ".onnx":
         return for_check(read_metadata(weights), None)
+    if backend_for(weights, None) == "tensorrt":
+        from nlseg.tensorrt.engine_meta import read_engine_metadata
+
+        return for_check(read_engine_metadata(weights).model, None)
     return from_checkpoint(weights)
 
 
@@ -120,7 +125,8 @@ def _open(name: str, weights: Path | None, device: torch.device, half: bool, cud
     if weights is not None and backend_for(weights, None) == name:
         return open_backend(weights, name, device, half=half, cuda_graph=cuda_graph)
     if name == "tensorrt":
-        raise InputError("--backend tensorrt: TensorRT engines are not supported by this version of nlseg")
+        raise InputError("--backend tensorrt: TensorRT runs engines: build one with nlseg export --trt "
+                         "and profile that file")
     source = _source(weights, flags)
     if name == "torch":
         precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"

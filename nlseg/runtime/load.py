@@ -28,7 +28,8 @@ def backend_for(weights: Path, backend: str | None) -> str:
 
 def open_backend(weights: Path, backend: str | None, device: torch.device, half: bool = False,
                  cuda_graph: bool = False) -> Backend:
-    """Load ``weights`` into the backend that runs them. ``half``: fp16 on CUDA, bf16 on CPU."""
+    """Load ``weights`` into the backend that runs them. ``half``: fp16 on CUDA, bf16 on CPU (torch backend;
+    an ONNX export or an engine has its precision built in)."""
     name = backend_for(weights, backend)
     if not weights.is_file():
         raise InputError(f"{weights}: weights file not found")
@@ -41,5 +42,6 @@ def open_backend(weights: Path, backend: str | None, device: torch.device, half:
         from nlseg.runtime.ort_backend import OrtBackend
 
         return OrtBackend.from_file(weights, device)
-    raise InputError(f"{weights}: TensorRT engines are not supported by this version of nlseg; "
-                     "use the .pt checkpoint or an .onnx export")
+    from nlseg.runtime.trt_backend import TensorRTBackend
+
+    return TensorRTBackend.from_file(weights, device, cuda_graph)

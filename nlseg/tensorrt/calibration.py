@@ -1,0 +1,89 @@
+"""INT8 calibration for TensorRT 10 (``--int8 --calib-data DIR``).
+
+TensorRT 10 deprecates implicit quantization (calibrators) and TensorRT 11 removed it; nlseg
+keeps it for TensorRT 10 because it needs nothing but a folder of representative images. The
+calibrator is ``IInt8EntropyCalibrator2``, TensorRT's recommended one for CNNs. Images are
+prepared exactly as ``nlseg infer`` prepares frames (:func:`nlseg.runtime.frames.preprocess`)
+at the profile's opt shape.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from nlseg.errors import InputError
+from nlseg.io import atomic_path
+from nlseg.runtime.backend import ModelInfo
+from nlseg.runtime.frames import preprocess, to_bgr8
+from nlseg.runtime.sources import IMAGE_SUFFIXES
+
+MAX_IMAGES = 1000
+
+
+def calibration_images(directory: str | os.PathLike[str]) -> list[Path]:
+    """The images under ``directory`` (sorted, at most :data:`MAX_IMAGES`); InputError when there are none."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError(f"--calib-data: {root} is not a folder of images")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise InputError(f"--calib-data: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return paths[:MAX_IMAGES]
+
+
+def calibration_batches(paths: list[Path], shape: tuple[int, int, int, int], info: ModelInfo) -> Iterator[np.ndarray]:
+    """Float32 batches of ``shape`` (B, 3, H, W); the last images that do not fill a batch are left out."""
+    batch, _, height, width = shape
+    frames: list[np.ndarray] = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise InputError(f"--calib-data: {path}: not a readable image")
+        frames.append(to_bgr8(image))
+        if len(frames) == batch:
+            yield preprocess(frames, (height, width), info)
+            frames = []
+
+
+def make_calibrator(trt: Any, batches: Iterator[np.ndarray], shape: tuple[int, int, int, int], input_name: str,
+                    cache: Path | None) -> Any:
+    """An ``IInt8EntropyCalibrator2`` feeding ``batches`` to ``input_name`` from one CUDA buffer.
+
+    ``cache``: a calibration cache read when it exists (calibration is then skipped) and written after.
+    """
+    import torch
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.buffer = torch.empty(shape, dtype=torch.float32, device="cuda")
+            self.count = 0
+
+        def get_batch_size(self) -> int:
+            return shape[0]
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            self.buffer.copy_(torch.from_numpy(batch))
+            torch.cuda.synchronize()
+            self.count += 1
+            if list(names) != [input_name]:
+                raise RuntimeError(f"calibration feeds {input_name!r}, TensorRT asked for {list(names)}")
+            return [int(self.buffer.data_ptr())]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache.read_bytes() if cache is not None and cache.is_file() else None
+
+        def write_calibration_cache(self, data: Any) -> None:
+            if cache is not None:
+                with atomic_path(cache) as tmp:
+                    tmp.write_bytes(bytes(data))
+
+    return EntropyCalibrator()

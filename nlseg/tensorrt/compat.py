@@ -1,0 +1,116 @@
+"""Which TensorRT this is, how to get one, and how TensorRT 10 and 11 differ for nlseg.
+
+- Ahead-of-time Python plugins (``tensorrt.plugin.aot_impl``) arrived in TensorRT 10.9: older
+  versions are refused.
+- TensorRT 11 removed weak typing: ``BuilderFlag.FP16`` / ``INT8`` / ``OBEY_PRECISION_CONSTRAINTS``
+  and INT8 calibrators are gone, every network is strongly typed, and the precision of every
+  tensor comes from the ONNX graph. TensorRT 10 builds fp32 and fp16 ONNX graphs strongly typed
+  too, and an fp32 graph with ``--half`` / ``--int8`` weakly typed through builder flags, with the
+  plugin's preprocessing pinned to float32 (:class:`PrecisionPlan`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from types import ModuleType
+
+from nlseg.errors import InputError
+
+MIN_TENSORRT = (10, 9)
+INSTALL_HINT = ("pip install --extra-index-url https://pypi.nvidia.com 'tensorrt-cu12>=10.9' "
+                "(tensorrt-cu13 for CUDA 13) on a machine with an NVIDIA GPU, or run inside an "
+                "nvcr.io/nvidia/tensorrt container")
+_MIN = ".".join(map(str, MIN_TENSORRT))
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'10.9.0.34' -> (10, 9, 0, 34); ValueError when it does not start with a number."""
+    match = re.match(r"\s*(\d+(?:\.\d+)*)", text)
+    if match is None:
+        raise ValueError(f"not a version: {text!r}")
+    return tuple(int(p) for p in match.group(1).split("."))
+
+
+def check_version(version: str, flag: str) -> None:
+    """InputError naming ``flag`` when TensorRT ``version`` has no ahead-of-time Python plugins."""
+    if parse_version(version)[:2] < MIN_TENSORRT:
+        raise InputError(f"{flag}: TensorRT {version} is too old: the PairwiseKernel plugin needs TensorRT >= "
+                         f"{_MIN} (ahead-of-time Python plugins); install it with {INSTALL_HINT}")
+
+
+def import_tensorrt(flag: str) -> ModuleType:
+    """The ``tensorrt`` module, or one InputError line saying it is needed (for ``flag``) and how to install it."""
+    try:
+        trt = importlib.import_module("tensorrt")
+    except ImportError as exc:
+        if getattr(exc, "name", None) == "tensorrt":
+            raise InputError(f"{flag}: this needs TensorRT >= {_MIN}, which is not installed; install it with "
+                             f"{INSTALL_HINT}") from None
+        raise InputError(f"{flag}: TensorRT is installed but cannot be loaded ({_first_line(exc)}); reinstall it "
+                         f"with {INSTALL_HINT}") from None
+    except OSError as exc:  # a missing libnvinfer or CUDA runtime
+        raise InputError(f"{flag}: TensorRT cannot load its libraries ({_first_line(exc)}); reinstall it with "
+                         f"{INSTALL_HINT}") from None
+    check_version(trt.__version__, flag)
+    return trt
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def strongly_typed_only(version: str) -> bool:
+    """True for TensorRT >= 11, where every network is strongly typed."""
+    return parse_version(version)[0] >= 11
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one engine gets its precision.
+
+    ``onnx_half``: the ONNX graph is float16 (exported with ``--half``); ``strongly_typed``: the
+    network takes every type from the graph; ``builder_flags``: names of ``trt.BuilderFlag`` to
+    set (weak typing, TensorRT 10 only); ``pin_preprocessing``: pin the plugin's preprocessing
+    layers to float32 and the plugin to ``plugin_dtype`` (needed under weak typing, where
+    TensorRT would otherwise pick types per layer); ``tf32``: allow TF32 convolutions.
+    """
+
+    precision: str
+    onnx_half: bool
+    strongly_typed: bool
+    builder_flags: tuple[str, ...]
+    plugin_dtype: str
+    pin_preprocessing: bool
+    tf32: bool
+    calibrate: bool
+
+
+def plan_precision(version: str, half: bool, int8: bool, onnx_precision: str | None = None) -> PrecisionPlan:
+    """The plan for TensorRT ``version``; ``onnx_precision`` is the given ONNX's (None: nlseg exports it).
+
+    InputError for what that TensorRT cannot do: INT8 calibration on TensorRT 11 (explicit Q/DQ
+    quantization is the replacement), ``--half`` of a float32 ONNX on TensorRT 11, ``--int8`` of
+    a float16 ONNX.
+    """
+    eleven = strongly_typed_only(version)
+    fp16_onnx = onnx_precision == "float16"
+    if int8:
+        if eleven:
+            raise InputError(f"--int8: TensorRT {version} removed INT8 calibration (implicit quantization); "
+                             "quantize the ONNX explicitly with Q/DQ nodes (e.g. NVIDIA ModelOpt) and build "
+                             "that, or use TensorRT 10.x for --int8 --calib-data")
+        if fp16_onnx:
+            raise InputError("--int8: calibration needs the float32 ONNX; export it without --half")
+        return PrecisionPlan("int8", False, False, ("INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"), "float16",
+                             True, True, True)
+    if half and onnx_precision == "float32" and eleven:
+        raise InputError(f"--half: TensorRT {version} is strongly typed, so fp16 must be in the graph: export "
+                         "the ONNX with --half (or pass the checkpoint and let nlseg export it)")
+    if half and not eleven and not fp16_onnx:
+        return PrecisionPlan("fp16", False, False, ("FP16", "OBEY_PRECISION_CONSTRAINTS"), "float16", True, True,
+                             False)
+    if half or fp16_onnx:
+        return PrecisionPlan("fp16", True, True, (), "float16", False, True, False)
+    return PrecisionPlan("fp32", False, True, (), "float32", False, False, False)
