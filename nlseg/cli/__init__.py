@@ -31,12 +31,18 @@ from nlseg.cli import export as _export  # noqa: E402,F401
 from nlseg.cli import check as _check  # noqa: E402,F401
 from nlseg.cli import infer as _infer  # noqa: E402,F401
 from nlseg.cli import profile as _profile  # noqa: E402,F401
+from nlseg.cli import spectrum as _spectrum  # noqa: E402,F401
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+def run_app(typer_app: typer.Typer, argv: list[str] | None, prog_name: str) -> None:
+    """Run a Typer app: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
-        app(args=argv, prog_name="nlseg")
+        typer_app(args=argv, prog_name=prog_name)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``nlseg`` entry point."""
+    run_app(app, argv, "nlseg")

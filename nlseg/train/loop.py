@@ -75,18 +75,20 @@ def training_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep].sort().values
 
 
-def _loss_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def summed_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over samples or labelled pixels (255 ignored), in float32."""
     return F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="sum")
 
 
-def _count(target: torch.Tensor) -> torch.Tensor:
+def labelled_count(target: torch.Tensor) -> torch.Tensor:
     """Samples, or labelled pixels, of a target batch (at least 1), without a device sync."""
     if target.dim() == 1:
         return torch.tensor(float(len(target)), device=target.device)
     return (target != IGNORE_INDEX).sum().clamp(min=1).float()
 
 
-def _autocast(device: torch.device):
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA (the trainer's mixed precision); a no-op context elsewhere."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -106,17 +108,17 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
         x = normalize(data.images[index].to(device, non_blocking=True), mean)
         y = data.targets[index].to(device, non_blocking=True)
         x, y = augment(x, y, recipe.pad, recipe.flip, g)
-        count = _count(y)  # over the global batch: the loss is its mean
+        count = labelled_count(y)  # over the global batch: the loss is its mean
         part = ctx.shard(len(index))
         x, y = x[part], y[part]
-        with _autocast(device):
+        with autocast_for(device):
             logits = model(x)
-        loss_sum = _loss_sum(logits, y)
+        loss_sum = summed_loss(logits, y)
         loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scores.update(logits.detach(), y, loss_sum, _count(y))
+        scores.update(logits.detach(), y, loss_sum, labelled_count(y))
         bar.advance(len(index))
         if bar.enabled and (i % refresh == 0 or i == len(batches) - 1):
             summary = scores.summary()
@@ -144,9 +146,9 @@ def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int
         if noise_sigma > 0:
             x = x + (noise_sigma * torch.randn(x.shape, generator=g)).to(ctx.device)
         y = data.targets[index].to(ctx.device)
-        with _autocast(ctx.device):
+        with autocast_for(ctx.device):
             logits = module(normalize(x, mean))
-        scores.update(logits.float(), y, _loss_sum(logits, y), _count(y), soft=data.is_segmentation)
+        scores.update(logits.float(), y, summed_loss(logits, y), labelled_count(y), soft=data.is_segmentation)
     ctx.all_reduce(scores.tensors())
     return scores.summary(per_class=per_class)
 

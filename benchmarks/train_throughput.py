@@ -1,0 +1,210 @@
+"""Training images/s of the BDD100K segmenter with and without the Nonlocal diffusion block 𝓛.
+
+The thesis's segmenter (§4.4): 6-6-6 Blocks, 32-64-112 channels, 90x160 input, 19 classes,
+no pooling; 𝓛 is ``--nonlocal diffusion`` (4.1, kernel ``dot``). Each row times the step of
+``nlseg train`` (``nlseg.train.loop.train_epoch``) on random inputs and random labels 0..18
+(speed does not depend on the data): forward under bf16 autocast on CUDA (fp32 on CPU), the
+cross-entropy mean over the labelled pixels plus the weight smoothness decay (4.10), backward,
+and SGD with momentum and the L2 decay groups (4.9) of the BDD100K recipe. Loading, augmentation
+and the running metrics are not timed. After --warmup steps, --steps steps are timed as one
+block (CUDA synchronised at both ends); ms/step is their mean, peak MB the CUDA
+max_memory_allocated over the timed steps. The last line is the time of the thesis's 200-epoch
+schedule on the 7,000 BDD100K training images at each rate. Prints Markdown.
+
+Rows: --nonlocal × --modes × --batch. A mode joins with "+" any of ``eager`` (the trainer as
+it is), ``channels-last`` (NHWC weights and inputs), ``compile`` (torch.compile of forward and
+loss, backward by AOTAutograd; each row compiles in its warm-up), ``cudagraphs`` (the same with
+mode="reduce-overhead", i.e. CUDA graphs; CUDA only) and ``cudnn-benchmark``. A row that fails
+(torch.compile without a compiler, out of memory) is listed with the reason. Reference: 263
+images/s with 𝓛 at batch 8, eager, on an H200; the target on H100/H200 is at least 2,000 images/s.
+
+    python benchmarks/train_throughput.py               # CPU: batch 1,2, eager, 1 + 2 steps (~2 min, 2 cores)
+    python benchmarks/train_throughput.py --threads 1   # a CPU shared with another busy process
+    python benchmarks/train_throughput.py --device cuda # batch 8,64,256, 3 modes, 5 + 20 steps
+    python benchmarks/train_throughput.py --device cuda --modes eager,channels-last+cudagraphs --batch 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nlseg.cli.options import NONLOCAL_CHOICES
+from nlseg.errors import InputError
+from nlseg.nn import ModelConfig, build_model
+from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
+from nlseg.runtime.device import describe_device, resolve_device
+from nlseg.train.loop import autocast_for, labelled_count, summed_loss
+from nlseg.train.recipe import RECIPES, Recipe
+
+BDD100K_TRAIN_IMAGES = 7000  # the 10k segmentation split: 7,000 train, 1,000 val
+MODE_TOKENS = ("eager", "channels-last", "compile", "cudagraphs", "cudnn-benchmark")
+DEFAULTS = {  # batch sizes, modes, warm-up steps, timed steps
+    "cpu": ("1,2", "eager", 1, 2),
+    "cuda": ("8,64,256", "eager,channels-last,channels-last+compile", 5, 20),
+}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a row runs the step: memory format, torch.compile mode (None: eager), cuDNN autotuning."""
+
+    name: str
+    channels_last: bool
+    compile_mode: str | None
+    cudnn_benchmark: bool
+
+
+def parse_mode(name: str) -> Mode:
+    """'channels-last+compile' -> Mode; SystemExit naming the unknown tokens."""
+    tokens = set(name.split("+"))
+    if tokens - set(MODE_TOKENS):
+        raise SystemExit(f"--modes: unknown {', '.join(sorted(tokens - set(MODE_TOKENS)))} in {name!r}; "
+                         f"join any of {', '.join(MODE_TOKENS)} with '+'")
+    compile_mode = "reduce-overhead" if "cudagraphs" in tokens else "default" if "compile" in tokens else None
+    return Mode(name, "channels-last" in tokens, compile_mode, "cudnn-benchmark" in tokens)
+
+
+def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothness: float) -> torch.Tensor:
+    """The loss of ``train_epoch`` in one process: mean cross-entropy over labelled pixels + (4.10)."""
+    with autocast_for(x.device):
+        logits = model(x)
+    return summed_loss(logits, y) / labelled_count(y) + weight_smoothness_decay(model, smoothness)
+
+
+def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device: torch.device,
+            warmup: int, steps: int) -> tuple[float, float | None]:
+    """Seconds per training step over ``steps`` after ``warmup``, and the peak CUDA MB (None on CPU)."""
+    cuda = device.type == "cuda"
+    torch.compiler.reset()  # each row compiles its own graph, for its static shapes
+    torch.backends.cudnn.benchmark = mode.cudnn_benchmark
+    fmt = torch.channels_last if mode.channels_last else torch.contiguous_format
+    torch.manual_seed(0)
+    model = build_model(config).to(device, memory_format=fmt).train()
+    optimizer = torch.optim.SGD(weight_decay_groups(model, recipe.weight_decay), lr=recipe.lr,
+                                momentum=recipe.momentum)
+    h, w = config.image_size
+    x = torch.randn(batch, config.in_channels, h, w, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, config.num_classes, (batch, h, w), device=device, dtype=torch.uint8)
+    loss_of = torch.compile(step_loss, mode=mode.compile_mode) if mode.compile_mode else step_loss
+
+    def step() -> None:
+        torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graph trees; no-op otherwise
+        loss = loss_of(model, x, y, recipe.smoothness)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = (time.perf_counter() - start) / steps
+    return seconds, torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+
+
+def duration(seconds: float) -> str:
+    """45 s, 12 min, 4.2 h, 3.1 d: the unit that keeps the number readable."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def reason(error: Exception) -> str:
+    """A one-line, table-safe reason for a failed row."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return "skipped: out of memory"
+    first_line = (str(error).strip().splitlines() or [""])[0][:120]
+    return f"skipped: {type(error).__name__}: {first_line}".replace("|", "/")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--nonlocal", dest="nonlocal_ops", default="none,diffusion",
+                        help=f"comma-separated --nonlocal operators of nlseg train: {', '.join(NONLOCAL_CHOICES)}")
+    parser.add_argument("--batch", default=None, help="comma-separated batch sizes (default 1,2 CPU; 8,64,256 CUDA)")
+    parser.add_argument("--modes", default=None,
+                        help=f"comma-separated; each joins {', '.join(MODE_TOKENS)} with '+' "
+                             "(default eager on CPU; eager,channels-last,channels-last+compile on CUDA)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per row (default 1 CPU, 5 CUDA)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 2 CPU, 20 CUDA)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (torch.set_num_threads; default torch's). 1 avoids OpenMP spinning "
+                             "against another busy process on a small machine")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+    except InputError as error:
+        raise SystemExit(str(error)) from None
+    batches, modes, warmup, steps = DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+    batches = [int(b) for b in (args.batch or batches).split(",")]
+    modes = [parse_mode(m.strip()) for m in (args.modes or modes).split(",")]
+    warmup = warmup if args.warmup is None else args.warmup
+    steps = max(1, steps if args.steps is None else args.steps)
+    ops = [op.strip() for op in args.nonlocal_ops.split(",")]
+    unknown = [op for op in ops if op not in NONLOCAL_CHOICES]
+    if unknown:
+        raise SystemExit(f"--nonlocal: unknown {', '.join(unknown)}; expected some of {', '.join(NONLOCAL_CHOICES)}")
+    recipe = RECIPES["bdd100k"]
+    cuda = device.type == "cuda"
+    if not cuda and any(mode.compile_mode == "reduce-overhead" for mode in modes):
+        raise SystemExit("--modes: cudagraphs needs a CUDA device")
+
+    base = ModelConfig.from_preset("bdd100k")
+    h, w = base.image_size
+    print(f"# nlseg train step, BDD100K preset ({'-'.join(map(str, base.blocks))} Blocks, "
+          f"{'-'.join(map(str, base.channels))} channels, {h}x{w} input, {base.num_classes} classes) on {device} "
+          f"({describe_device(device)}), {'bf16 autocast' if cuda else 'fp32'}, {warmup} warm-up + {steps} timed "
+          f"steps, torch {torch.__version__}\n")
+    print("| variant | batch | ms/step | images/s | ratio |" + (" peak MB |" if cuda else "") + " note |")
+    print("|---|---:|---:|---:|---:|" + ("---:|" if cuda else "") + "---|")
+    first: float | None = None
+    rates: list[tuple[str, float]] = []
+    for op in ops:
+        config = ModelConfig.from_preset("bdd100k", nonlocal_kernel=NONLOCAL_CHOICES[op])
+        for mode in modes:
+            for batch in batches:
+                name = f"{'𝓛' if op == 'diffusion' else 'no 𝓛' if op == 'none' else op}, {mode.name}"
+                try:
+                    result: tuple[float, float | None] | str = measure(config, recipe, batch, mode, device,
+                                                                       warmup, steps)
+                except Exception as error:  # a failed row is reported, the others still run
+                    result = reason(error)
+                gc.collect()  # free this row's model and graphs before the next
+                if cuda:
+                    torch.cuda.empty_cache()
+                if isinstance(result, str):
+                    print(f"| {name} | {batch} | | | |" + (" |" if cuda else "") + f" {result} |", flush=True)
+                    continue
+                seconds, peak = result
+                rate = batch / seconds
+                first = first or rate
+                rates.append((f"{name}, batch {batch}", rate))
+                memory = f" {peak:,.0f} |" if peak is not None else ""
+                print(f"| {name} | {batch} | {seconds * 1e3:,.1f} | {rate:,.2f} | {rate / first:.2f} |{memory} |",
+                      flush=True)
+    images = recipe.epochs * BDD100K_TRAIN_IMAGES
+    print(f"\n{recipe.epochs} epochs × {BDD100K_TRAIN_IMAGES:,} images ({images / 1e6:.1f} M training images) "
+          "would take: " + "; ".join(f"{label}: {duration(images / rate)}" for label, rate in rates))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``python -m experiments list`` / ``python -m experiments run NAME``: the thesis's experiments."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import typer
+
+from experiments.definitions import EXPERIMENTS
+from experiments.report import write_report
+from experiments.runner import run_experiment
+from nlseg.cli import run_app
+from nlseg.cli.train import parse_seeds
+from nlseg.errors import InputError
+
+app = typer.Typer(name="experiments", help="The thesis's experiments: Figure 5.2, Tables 5.1–5.8, 6.1, 6.2.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def parse_data_dirs(values: list[str]) -> dict[str, Path]:
+    """'cifar10=/data/c10' per dataset, or one plain folder ('*') for every dataset."""
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        key, folder = (name, Path(path)) if sep else ("*", Path(value))
+        if not folder.is_dir():
+            raise InputError(f"--data-dir {value}: folder not found")
+        out[key] = folder
+    return out
+
+
+@app.command("list")
+def list_command() -> None:
+    """Every experiment with its networks, columns and settings."""
+    for e in EXPERIMENTS.values():
+        typer.echo(f"{e.name:10s} {e.reference:18s} {e.kind:6s} {e.title}")
+        typer.echo(f"{'':36s}networks: {', '.join(e.rows)}")
+        typer.echo(f"{'':36s}columns: {', '.join(c.label for c in e.columns)}")
+        for name, s in e.settings.items():
+            typer.echo(f"{'':36s}{name}: {s.note}")
+
+
+@app.command("run")
+def run_command(
+    name: Annotated[str, typer.Argument(help=f"One of {', '.join(EXPERIMENTS)}.", show_default=False)],
+    setting: Annotated[str, typer.Option("--setting", help="reduced (minutes on a CPU) or full (the thesis's).")] = "reduced",
+    out: Annotated[Path, typer.Option("--out", help="Root of the run directories (checkpoints; shared between "
+                                      "experiments, resumed when they exist).")] = Path("runs/experiments"),
+    results: Annotated[Path, typer.Option("--results", help="Folder for NAME-SETTING.md, .png, .json.")] = Path("docs/results"),
+    networks: Annotated[Optional[str], typer.Option("--networks", help="Comma-separated subset of the rows.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Seeds instead of the setting's, e.g. 0,1.")] = None,
+    data_dir: Annotated[Optional[list[str]], typer.Option("--data-dir", help="DATASET=FOLDER (repeatable), or one "
+                                                          "FOLDER for every dataset.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Threads that read the datasets.")] = 1,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's).")] = None,
+) -> None:
+    """Run (or resume, or re-tabulate) one experiment; print its table next to the thesis's numbers."""
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads: need at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    command = "python -m experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    outcome = run_experiment(name, setting, out=out, networks=networks,
+                             seeds=None if seeds is None else tuple(parse_seeds(seeds)),
+                             data_dirs=parse_data_dirs(data_dir or []), device=device, workers=workers)
+    text, paths = write_report(outcome, results, command)
+    typer.echo(text)
+    for path in paths.values():
+        typer.echo(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors are one line on stderr and exit status 2."""
+    run_app(app, argv, "python -m experiments")
+
+
+if __name__ == "__main__":
+    main()

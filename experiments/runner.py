@@ -1,0 +1,239 @@
+"""Running an :class:`~experiments.definitions.Experiment`: every (network, column, seed) through
+nlseg's own trainer (:func:`nlseg.train.loop.fit`, the code behind ``nlseg train``), or through
+:func:`nlseg.analysis.model_cost` for the multiply-add tables.
+
+Run directories are ``OUT/SETTING/COLUMN/NETWORK-CONFIG/seed-N``, named by the full model
+config, so experiments that share a run (Table 5.6 evaluates Table 5.2's models; the s = 1/2
+rows of Table 5.3 are Table 5.2's) train it once, and an interrupted experiment resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from experiments.definitions import EXPERIMENTS, Experiment, NETWORKS, Network, Setting
+from nlseg.analysis import model_cost
+from nlseg.checkpoint import load_model
+from nlseg.cli import options as opt
+from nlseg.data.registry import Request, dataset_info, load_split
+from nlseg.data.split import Split
+from nlseg.errors import InputError
+from nlseg.nn.baselines import BASELINES
+from nlseg.nn.config import ModelConfig, build_model
+from nlseg.train import rundir
+from nlseg.train.distributed import Context, resolve_device
+from nlseg.train.loop import RunSpec, evaluate, fit
+from nlseg.train.recipe import RECIPES, Recipe
+
+PERCENT_METRICS = ("accuracy", "pixel_accuracy", "miou", "soft_iou")
+
+
+@dataclass
+class Cell:
+    """One (network, column): per-seed final metrics, their median, parameters, per-epoch history."""
+
+    params: float  # millions
+    per_seed: dict[int, dict[str, float | None]] = field(default_factory=dict)
+    history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    seconds: float = 0.0
+    run_dirs: list[str] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def median(self, metric: str) -> float | None:
+        values = [v[metric] for v in self.per_seed.values() if v.get(metric) is not None]
+        return float(np.median(values)) if values else None
+
+
+@dataclass
+class Outcome:
+    """What :func:`run_experiment` measured: cells by row and column key, and how."""
+
+    experiment: Experiment
+    setting_name: str
+    setting: Setting
+    rows: tuple[str, ...]
+    cells: dict[str, dict[str, Cell]]
+    machine: dict[str, Any]
+    seconds: float
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """CPU model, cores, threads, torch version and the device the runs used."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                            "torch": torch.__version__, "device": str(device), "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def network_config(network: Network, dataset: str, setting: Setting) -> ModelConfig:
+    """The ModelConfig of ``network`` for ``dataset``'s preset, scaled down by ``setting.shrink``."""
+    preset = dataset_info(dataset).preset
+    blocks, channels = network.blocks, network.channels
+    if setting.shrink is not None and not network.is_baseline:
+        base = ModelConfig.from_preset(preset, blocks=blocks, channels=channels)
+        block_div, channel_div = setting.shrink
+        blocks = tuple(max(1, math.ceil(b / block_div)) for b in base.blocks)
+        channels = tuple(max(2, 2 * round(c / channel_div / 2)) for c in base.channels)
+    pool = setting.pool if setting.pool is not None and network.nonlocal_op else network.pool
+    dash = (lambda v: None if v is None else "-".join(map(str, v)))
+    return opt.model_config(preset, network.model, dash(blocks), dash(channels), network.nonlocal_op, network.s,
+                            network.stages, pool, None)
+
+
+def run_name(config: ModelConfig) -> str:
+    """A folder name that identifies the architecture: equal names, equal networks."""
+    if config.arch in BASELINES:
+        return config.arch
+    parts = [config.arch, "-".join(map(str, config.blocks)), "-".join(map(str, config.channels)), f"h{config.h:g}"]
+    if config.nonlocal_kernel is not None:
+        parts += [config.nonlocal_kernel, f"s{config.s:g}", f"st{config.stages}", f"p{config.pool}"]
+    return "_".join(parts)
+
+
+def recipe_for(dataset: str, setting: Setting) -> Recipe:
+    """The dataset's thesis recipe with the setting's epochs, batch size and rate."""
+    changes = {k: v for k, v in (("epochs", setting.epochs), ("batch_size", setting.batch_size), ("lr", setting.lr))
+               if v is not None}
+    return replace(RECIPES[dataset], **changes)
+
+
+def _first(split: Split, limit: int | None) -> Split:
+    return split if limit is None or limit >= len(split) else split.subset(torch.arange(limit))
+
+
+def _data_dir(dataset: str, data_dirs: dict[str, Path]) -> Path | None:
+    if dataset_info(dataset).data_dir == "none":
+        return None
+    path = data_dirs.get(dataset, data_dirs.get("*"))
+    if path is None:
+        raise InputError(f"--data-dir: {dataset} reads a local copy of the dataset; pass --data-dir {dataset}=FOLDER "
+                         "(or one FOLDER holding every dataset)")
+    return path
+
+
+def _count_params(config: ModelConfig) -> float:
+    return sum(p.numel() for p in build_model(config).parameters()) / 1e6
+
+
+def run_cost(experiment: Experiment, setting_name: str, rows: tuple[str, ...], device: torch.device,
+             log: Callable[[str], None]) -> Outcome:
+    """Tables 6.1, 6.2: multiply-adds counted like the thesis (pairwise products as if N×M were formed)."""
+    start = time.perf_counter()
+    setting = experiment.settings[setting_name]
+    cells: dict[str, dict[str, Cell]] = {}
+    for row in rows:
+        for column in experiment.columns:
+            config = network_config(NETWORKS[row], column.dataset, setting)
+            model = build_model(config)
+            cost = model_cost(model, (1, config.in_channels, *config.image_size))
+            cell = Cell(params=cost.params / 1e6, per_seed={0: {"macs": cost.macs / 1e6}},
+                        extra={"macs_executed": cost.macs_executed / 1e6})
+            cells.setdefault(row, {})[column.key] = cell
+            log(f"{row} on {column.label}: {cost.macs / 1e6:.1f}M multiply-adds (executed {cost.macs_executed / 1e6:.1f}M)")
+    return Outcome(experiment, setting_name, setting, rows, cells, machine_info(device), time.perf_counter() - start)
+
+
+def run_training(experiment: Experiment, setting_name: str, rows: tuple[str, ...], seeds: tuple[int, ...],
+                 out: Path, data_dirs: dict[str, Path], device: torch.device, workers: int,
+                 log: Callable[[str], None], setting: Setting | None = None) -> Outcome:
+    """Train (or resume, or just read) every run of the experiment and collect its final metrics."""
+    start = time.perf_counter()
+    setting = setting or experiment.settings[setting_name]
+    ctx = Context(0, 1, device)
+    cells: dict[str, dict[str, Cell]] = {}
+    loaded: dict[str, tuple[Split, Split, Path | None]] = {}
+    for column in experiment.columns:
+        if column.dataset not in loaded:
+            data_dir = _data_dir(column.dataset, data_dirs)
+            preset_size = ModelConfig.from_preset(dataset_info(column.dataset).preset).image_size
+            request = Request("train", data_dir, preset_size, workers)
+            log(f"loading {column.dataset} ({'generated' if data_dir is None else data_dir}) ...")
+            train = _first(load_split(column.dataset, request), setting.train_limit)
+            val = _first(load_split(column.dataset, replace(request, split="val")), setting.val_limit)
+            loaded[column.dataset] = (train, val, data_dir)
+        train, val, data_dir = loaded[column.dataset]
+        recipe = recipe_for(column.dataset, setting)
+        for row in rows:
+            config = network_config(NETWORKS[row], column.dataset, setting)
+            cell = Cell(params=_count_params(config))
+            for seed in seeds:
+                run_dir = out / setting_name / column.key / run_name(config) / f"seed-{seed}"
+                spec = RunSpec(column.dataset, None if data_dir is None else str(data_dir.resolve()),
+                               config.image_size, config, recipe, seed, column.train_fraction)
+                tag = f"[{experiment.name} {row} {column.label} seed {seed}]"
+                log(f"{tag} {run_dir}")
+                history = fit(spec, train, val, run_dir, ctx, resume=True,
+                              class_names=dataset_info(column.dataset).class_names,
+                              log=lambda line, tag=tag: log(f"{tag} {line}"))
+                final = {m: history[-1].get(f"val_{m}") for m in experiment.metrics}
+                if column.noise_sigma > 0:
+                    model, _, payload = load_model(run_dir / rundir.LAST)
+                    noisy = evaluate(model.to(device), val, payload["input_mean"], recipe.batch_size, ctx,
+                                     noise_sigma=column.noise_sigma)
+                    final = {m: noisy.get(m) for m in experiment.metrics}
+                    log(f"{tag} with test noise σ = {column.noise_sigma}: " +
+                        ", ".join(f"{m} {v:.4f}" for m, v in final.items() if v is not None))
+                cell.per_seed[seed] = final
+                cell.history[seed] = history
+                cell.seconds += sum(r["seconds"] for r in history)
+                cell.run_dirs.append(str(run_dir))
+            cells.setdefault(row, {})[column.key] = cell
+    return Outcome(experiment, setting_name, setting, rows, cells, machine_info(device), time.perf_counter() - start)
+
+
+def select(experiment: Experiment, networks: str | None) -> tuple[str, ...]:
+    """The rows to run: all, or the comma-separated subset ``networks``; InputError names --networks."""
+    if networks is None:
+        return experiment.rows
+    chosen = tuple(n.strip() for n in networks.split(",") if n.strip())
+    unknown = [n for n in chosen if n not in experiment.rows]
+    if unknown or not chosen:
+        raise InputError(f"--networks: {', '.join(unknown) or repr(networks)} not in {experiment.name}; "
+                         f"expected some of {', '.join(experiment.rows)}")
+    return tuple(n for n in experiment.rows if n in chosen)
+
+
+def run_experiment(name: str, setting_name: str = "reduced", *, out: Path, networks: str | None = None,
+                   seeds: tuple[int, ...] | None = None, data_dirs: dict[str, Path] | None = None,
+                   device: str = "auto", workers: int = 1, log: Callable[[str], None] = print,
+                   setting: Setting | None = None) -> Outcome:
+    """Run experiment ``name`` in ``setting_name`` (or an explicit ``setting``, e.g. for tests)."""
+    if name not in EXPERIMENTS:
+        raise InputError(f"EXPERIMENT: unknown experiment {name!r}; expected one of {', '.join(EXPERIMENTS)}")
+    experiment = EXPERIMENTS[name]
+    if setting_name not in experiment.settings:
+        raise InputError(f"--setting: expected one of {', '.join(experiment.settings)}, got {setting_name!r}")
+    rows = select(experiment, networks)
+    dev = resolve_device(device)
+    if experiment.kind == "cost":
+        return run_cost(experiment, setting_name, rows, dev, log)
+    chosen = setting or experiment.settings[setting_name]
+    return run_training(experiment, setting_name, rows, seeds or chosen.seeds, out, data_dirs or {}, dev, workers,
+                        log, chosen)
+
+
+def percent(metric: str, value: float | None) -> float | None:
+    """Fractions become percentages (as the thesis prints them); multiply-adds stay in millions."""
+    if value is None:
+        return None
+    return 100.0 * value if metric in PERCENT_METRICS else value
+
+

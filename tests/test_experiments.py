@@ -1,0 +1,200 @@
+"""The experiments package: definitions against the thesis, the cost tables, and every experiment's
+reduced setting on tiny data (Q-tips in memory; CIFAR, STL-10 and BDD100K in their on-disk formats)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.__main__ import main as experiments_main
+from experiments.definitions import EXPERIMENTS, NETWORKS
+from experiments.report import write_report
+from experiments.runner import network_config, run_experiment, run_name
+from nlseg.errors import InputError
+from nlseg.nn.config import build_model
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+QUIET = (lambda line: None)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_global_rng():
+    """Training seeds torch's global generator and may change the thread count: restore both."""
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(state)
+
+
+def _cifar_pickle(path: Path, n: int, key: str, classes: int, rng: np.random.Generator) -> None:
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    with path.open("wb") as f:
+        pickle.dump({"data": data, key: [int(v) for v in rng.integers(0, classes, n)]}, f)
+
+
+@pytest.fixture(scope="module")
+def benchmarks(tmp_path_factory) -> Path:
+    """CIFAR-10, CIFAR-100 and STL-10 in their real formats, a few images each."""
+    root = tmp_path_factory.mktemp("bench")
+    rng = np.random.default_rng(0)
+    c10 = root / "cifar-10-batches-py"
+    c10.mkdir()
+    for i in range(1, 6):
+        _cifar_pickle(c10 / f"data_batch_{i}", 4, "labels", 10, rng)
+    _cifar_pickle(c10 / "test_batch", 6, "labels", 10, rng)
+    c100 = root / "cifar-100-python"
+    c100.mkdir()
+    _cifar_pickle(c100 / "train", 20, "fine_labels", 100, rng)
+    _cifar_pickle(c100 / "test", 6, "fine_labels", 100, rng)
+    stl = root / "stl10_binary"
+    stl.mkdir()
+    for split, n in (("train", 10), ("test", 4)):
+        (stl / f"{split}_X.bin").write_bytes(rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8).tobytes())
+        (stl / f"{split}_y.bin").write_bytes(bytes(int(v) for v in rng.integers(1, 11, n)))
+    return root
+
+
+def test_definitions_are_consistent_with_the_thesis_tables():
+    for e in EXPERIMENTS.values():
+        assert {"reduced", "full"} <= set(e.settings) and e.kind in ("curves", "table", "cost")
+        assert all(r in NETWORKS for r in e.rows)
+        keys = {c.key for c in e.columns}
+        for row, cells in e.thesis.items():
+            assert row in e.rows and set(cells) <= keys
+            assert all(k == "params" or k in e.metrics for cell in cells.values() for k in cell)
+        if e.kind != "cost":
+            assert e.settings["full"].seeds == (0, 1, 2, 3, 4) and e.settings["full"].epochs is None
+            assert e.settings["full"].shrink is None and e.settings["full"].train_limit is None
+    assert EXPERIMENTS["table5.2"].thesis["diffusion"]["cifar10"]["accuracy"] == 93.27
+    assert EXPERIMENTS["table5.7"].thesis["resnet44"]["stl10-frac0.4"]["accuracy"] == 67.23
+    # Table 5.6 evaluates Table 5.2's models, and Table 5.3's s = 1/2 rows are Table 5.2's runs
+    full = EXPERIMENTS["table5.2"].settings["full"]
+    assert run_name(network_config(NETWORKS["frac"], "cifar10", full)) == run_name(
+        network_config(NETWORKS["frac"], "cifar10", EXPERIMENTS["table5.3"].settings["full"]))
+
+
+@pytest.mark.parametrize("dataset,row,params", [("qtips", "hamiltonian", 0.50), ("qtips", "diffusion", 0.55),
+                                                ("qtips", "resnet44", 0.66), ("cifar10", "diffusion", 0.56)])
+def test_full_setting_builds_the_thesis_networks(dataset, row, params):
+    config = network_config(NETWORKS[row], dataset, EXPERIMENTS["table5.2"].settings["full"])
+    assert sum(p.numel() for p in build_model(config).parameters()) / 1e6 == pytest.approx(params, abs=0.01)
+
+
+def test_reduced_setting_shrinks_only_the_hamiltonian_family():
+    reduced = EXPERIMENTS["qtips"].settings["reduced"]
+    small = network_config(NETWORKS["frac"], "qtips", reduced)
+    assert small.blocks == (2, 2, 2) and small.channels == (8, 16, 28) and small.pool == reduced.pool
+    assert network_config(NETWORKS["resnet44"], "qtips", reduced).arch == "resnet44"
+
+
+def test_cost_tables_reproduce_the_thesis_within_two_percent(tmp_path):
+    outcome = run_experiment("table6.2", "full", out=tmp_path, log=QUIET)
+    e = outcome.experiment
+    for row in outcome.rows:
+        ours = outcome.cells[row]["stl10"].median("macs")
+        assert ours == pytest.approx(e.thesis[row]["stl10"]["macs"], rel=0.02), row
+    text, paths = write_report(outcome, tmp_path / "results", "test")
+    assert "9341.2" in text and paths["png"].read_bytes()[:4] == b"\x89PNG"
+    small = run_experiment("table6.1", "reduced", out=tmp_path, networks="resnet44,diffusion", log=QUIET)
+    assert small.cells["diffusion"]["cifar10"].median("macs") == pytest.approx(192.9, rel=0.02)
+
+
+def test_qtips_reduced_runs_reports_and_resumes(tmp_path):
+    e = EXPERIMENTS["qtips"]
+    tiny = replace(e.settings["reduced"], epochs=2, train_limit=10, val_limit=10)
+    lines: list[str] = []
+    outcome = run_experiment("qtips", "reduced", out=tmp_path / "runs", setting=tiny, log=lines.append)
+    assert set(outcome.cells) == set(e.rows)
+    cell = outcome.cells["frac"]["qtips"]
+    assert len(cell.history[0]) == 2 and {"train_accuracy", "val_accuracy"} <= set(cell.history[0][-1])
+    assert 0.0 <= cell.median("accuracy") <= 1.0
+    text, paths = write_report(outcome, tmp_path / "results", "python -m experiments run qtips")
+    assert "Claim check" in text and "Training acc. (%) per epoch" in text and "ResNet-44" in text
+    doc = json.loads(paths["json"].read_text())
+    assert doc["cells"]["diffusion"]["qtips"]["history"]["0"][1]["epoch"] == 2
+    assert paths["png"].stat().st_size > 1000
+    lines.clear()
+    again = run_experiment("qtips", "reduced", out=tmp_path / "runs", setting=tiny, networks="frac", log=lines.append)
+    assert again.cells["frac"]["qtips"].per_seed == cell.per_seed  # read back, not retrained
+    assert not any("epoch 1/2" in line for line in lines)
+
+
+def test_qtips_seg_reduced_runs(tmp_path):
+    tiny = replace(EXPERIMENTS["qtips-seg"].settings["reduced"], epochs=1, train_limit=6, val_limit=6)
+    outcome = run_experiment("qtips-seg", "reduced", out=tmp_path, setting=tiny, networks="hamiltonian,log", log=QUIET)
+    row = outcome.cells["log"]["qtips-seg"].history[0][-1]
+    assert {"train_miou", "val_miou", "val_pixel_accuracy"} <= set(row)
+    text, _ = write_report(outcome, tmp_path / "results", "test")
+    assert "mIoU (%)" in text
+
+
+@pytest.mark.parametrize("name,networks", [
+    ("table5.2", "resnet44,preresnet20,hamiltonian,diffusion,frac"),
+    ("table5.1", "hamiltonian-237,hamiltonian-685"),
+    ("table5.3", "frac-s0.25,invfrac-s0.75"),
+    ("table5.4", "diffusion-4stages"),
+    ("table5.5", "resnet110,hamiltonian-218,log-218"),
+    ("table5.7", "resnet44,diffusion"),
+])
+def test_benchmark_tables_reduced_on_tiny_data(benchmarks, tmp_path, name, networks):
+    outcome = run_experiment(name, "reduced", out=tmp_path, networks=networks, data_dirs={"*": benchmarks},
+                             log=QUIET)
+    e = outcome.experiment
+    for row in outcome.rows:
+        for column in e.columns:
+            cell = outcome.cells[row][column.key]
+            assert cell.per_seed[0]["accuracy"] is not None and len(cell.history[0]) == 1
+    text, _ = write_report(outcome, tmp_path / "results", "test")
+    first = outcome.rows[0]
+    assert f"/ {e.thesis[first][e.columns[0].key]['accuracy']:.2f}" in text
+
+
+def test_noise_table_evaluates_the_table_5_2_models(benchmarks, tmp_path):
+    clean = run_experiment("table5.2", "reduced", out=tmp_path, networks="diffusion", data_dirs={"*": benchmarks},
+                           log=QUIET)
+    lines: list[str] = []
+    noisy = run_experiment("table5.6", "reduced", out=tmp_path, networks="diffusion",
+                           data_dirs={"cifar10": benchmarks, "stl10": benchmarks}, log=lines.append)
+    assert not any("epoch 1/1" in line for line in lines)  # the runs were reused
+    assert any("test noise σ = 0.02" in line for line in lines)
+    assert noisy.cells["diffusion"]["cifar10"].run_dirs == clean.cells["diffusion"]["cifar10"].run_dirs
+
+
+def test_bdd100k_table_on_the_fixture(tmp_path):
+    outcome = run_experiment("table5.8", "reduced", out=tmp_path, networks="hamiltonian,invfrac",
+                             data_dirs={"bdd100k": FIXTURES / "bdd100k_layout"}, log=QUIET)
+    final = outcome.cells["invfrac"]["bdd100k"].per_seed[0]
+    assert set(final) == {"pixel_accuracy", "soft_iou", "miou"} and final["pixel_accuracy"] is not None
+    text, _ = write_report(outcome, tmp_path / "results", "test")
+    assert "soft IoU (%)" in text and "/ 64.40" in text
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(InputError, match="--data-dir"):
+        run_experiment("table5.2", "reduced", out=tmp_path, networks="hamiltonian", log=QUIET)
+    with pytest.raises(InputError, match="--networks"):
+        run_experiment("qtips", "reduced", out=tmp_path, networks="resnet50", log=QUIET)
+    for argv, flag in ((["run", "table9"], "EXPERIMENT"), (["run", "qtips", "--setting", "huge"], "--setting"),
+                       (["run", "qtips", "--seeds", "a"], "--seeds"),
+                       (["run", "table5.2", "--data-dir", str(tmp_path / "missing")], "--data-dir")):
+        with pytest.raises(SystemExit) as exc:
+            experiments_main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith(f"error: {flag}") and len(err.strip().splitlines()) == 1
+
+
+def test_cli_writes_markdown_png_and_json(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        experiments_main(["run", "table6.2", "--setting", "full", "--results", str(tmp_path)])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "Table 6.2" in out and "wrote" in out
+    assert {p.name for p in tmp_path.iterdir()} == {"table6.2-full.md", "table6.2-full.png", "table6.2-full.json"}
+    assert json.loads((tmp_path / "table6.2-full.json").read_text())["experiment"] == "table6.2"
