@@ -61,13 +61,13 @@ def _header(outcome: Outcome, command: str) -> list[str]:
 def table_lines(outcome: Outcome) -> list[str]:
     """Rows × columns, each cell 'ours / thesis' for the parameters and every metric."""
     e = outcome.experiment
-    header = ["Network"]
+    header = ["Network", "architecture"]
     for column in e.columns:
         header.append(f"{column.label} params (M)")
         header += [f"{column.label} {METRIC_NAMES[m]}" for m in e.metrics]
     rows = []
     for row in outcome.rows:
-        line = [NETWORKS[row].label]
+        line = [NETWORKS[row].label, next(iter(outcome.cells[row].values())).architecture]
         for column in e.columns:
             cell = outcome.cells[row].get(column.key)
             thesis = e.thesis.get(row, {}).get(column.key, {})
@@ -110,14 +110,15 @@ def curve_lines(outcome: Outcome) -> list[str]:
                     for split in ("train", "val")} for row, cell in cells.items()}
     n = max(len(c["train"]) for c in curves.values())
     marks = [ep for ep in CURVE_EPOCHS if ep <= n] + ([n] if n not in CURVE_EPOCHS else [])
-    header = ["Network", "params (M) ours / thesis", "seeds"] + [f"train {name} ep {ep}" for ep in marks] + [
+    header = ["Network", "architecture", "params (M) ours / thesis", "seeds"] + [f"train {name} ep {ep}" for ep in marks] + [
         f"val {name} ep {n}", f"best val {name} (epoch)", "train min/run"]
     rows = []
     for row, cell in cells.items():
         tr, va = curves[row]["train"], curves[row]["val"]
         best = max((v, i + 1) for i, v in enumerate(va) if v is not None) if any(v is not None for v in va) else None
         thesis = e.thesis.get(row, {}).get(column.key, {})
-        rows.append([NETWORKS[row].label, _pair(cell.params, thesis.get("params")), str(len(cell.per_seed))]
+        rows.append([NETWORKS[row].label, cell.architecture, _pair(cell.params, thesis.get("params")),
+                     str(len(cell.per_seed))]
                     + [_fmt(tr[ep - 1]) if ep <= len(tr) else "—" for ep in marks]
                     + [_fmt(va[-1]), "—" if best is None else f"{best[0]:.2f} ({best[1]})",
                        f"{cell.seconds / 60 / max(len(cell.per_seed), 1):.1f}"])
@@ -213,7 +214,7 @@ def to_json(outcome: Outcome, command: str) -> dict[str, Any]:
     for row, columns in outcome.cells.items():
         for key, cell in columns.items():
             cells.setdefault(row, {})[key] = {
-                "params_m": cell.params, "median": {m: cell.median(m) for m in e.metrics},
+                "params_m": cell.params, "architecture": cell.architecture, "median": {m: cell.median(m) for m in e.metrics},
                 "per_seed": {str(s): v for s, v in cell.per_seed.items()}, "extra": cell.extra,
                 "thesis": e.thesis.get(row, {}).get(key, {}), "run_dirs": cell.run_dirs, "seconds": cell.seconds,
                 "history": {str(s): h for s, h in cell.history.items()},

@@ -42,6 +42,7 @@ class Cell:
     """One (network, column): per-seed final metrics, their median, parameters, per-epoch history."""
 
     params: float  # millions
+    architecture: str = ""
     per_seed: dict[int, dict[str, float | None]] = field(default_factory=dict)
     history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -108,6 +109,16 @@ def run_name(config: ModelConfig) -> str:
     return "_".join(parts)
 
 
+def architecture(config: ModelConfig) -> str:
+    """What was built, for the tables: 'resnet44', or '2-2-2 / 16-32-56, dot pool 8'."""
+    if config.arch in BASELINES:
+        return config.arch
+    text = f"{'-'.join(map(str, config.blocks))} / {'-'.join(map(str, config.channels))}"
+    if config.nonlocal_kernel is not None:
+        text += f", {config.nonlocal_kernel} pool {config.pool}"
+    return text
+
+
 def recipe_for(dataset: str, setting: Setting) -> Recipe:
     """The dataset's thesis recipe with the setting's epochs, batch size and rate."""
     changes = {k: v for k, v in (("epochs", setting.epochs), ("batch_size", setting.batch_size), ("lr", setting.lr))
@@ -144,7 +155,7 @@ def run_cost(experiment: Experiment, setting_name: str, rows: tuple[str, ...], d
             config = network_config(NETWORKS[row], column.dataset, setting)
             model = build_model(config)
             cost = model_cost(model, (1, config.in_channels, *config.image_size))
-            cell = Cell(params=cost.params / 1e6, per_seed={0: {"macs": cost.macs / 1e6}},
+            cell = Cell(params=cost.params / 1e6, architecture=architecture(config), per_seed={0: {"macs": cost.macs / 1e6}},
                         extra={"macs_executed": cost.macs_executed / 1e6})
             cells.setdefault(row, {})[column.key] = cell
             log(f"{row} on {column.label}: {cost.macs / 1e6:.1f}M multiply-adds (executed {cost.macs_executed / 1e6:.1f}M)")
@@ -173,7 +184,7 @@ def run_training(experiment: Experiment, setting_name: str, rows: tuple[str, ...
         recipe = recipe_for(column.dataset, setting)
         for row in rows:
             config = network_config(NETWORKS[row], column.dataset, setting)
-            cell = Cell(params=_count_params(config))
+            cell = Cell(params=_count_params(config), architecture=architecture(config))
             for seed in seeds:
                 run_dir = out / setting_name / column.key / run_name(config) / f"seed-{seed}"
                 spec = RunSpec(column.dataset, None if data_dir is None else str(data_dir.resolve()),

@@ -92,6 +92,10 @@ def test_reduced_setting_shrinks_only_the_hamiltonian_family():
     small = network_config(NETWORKS["frac"], "qtips", reduced)
     assert small.blocks == (2, 2, 2) and small.channels == (8, 16, 28) and small.pool == reduced.pool
     assert network_config(NETWORKS["resnet44"], "qtips", reduced).arch == "resnet44"
+    cpu = EXPERIMENTS["qtips"].settings["cpu"]  # the thesis's data and schedule, smaller networks
+    medium = network_config(NETWORKS["diffusion"], "qtips", cpu)
+    assert medium.blocks == (2, 2, 2) and medium.channels == (16, 32, 56) and medium.pool == 8
+    assert cpu.epochs is None and cpu.train_limit is None and cpu.val_limit is None
 
 
 def test_cost_tables_reproduce_the_thesis_within_two_percent(tmp_path):
