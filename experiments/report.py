@@ -174,7 +174,7 @@ def plot(outcome: Outcome, path: Path) -> None:
                 median = [percent(metric, v) for v in _median_curve(cell, f"{split}_{metric}")]
                 epochs = np.arange(1, len(median) + 1)
                 line, = ax.plot(epochs, [np.nan if v is None else v for v in median], marker=".",
-                                label=_plot_label(row))
+                                label=f"{_plot_label(row)}: {cell.architecture}, {cell.params:.2f}M")
                 if len(cell.history) > 1:
                     per = np.array([[np.nan if r.get(f"{split}_{metric}") is None else percent(metric, r[f"{split}_{metric}"])
                                      for r in h] for h in cell.history.values() if len(h) == len(median)])

@@ -34,7 +34,7 @@ def next_run_dir(root: Path) -> Path:
 def infer(
     source: Annotated[str, typer.Argument(help="Video file, image, folder, glob, webcam index or rtsp/http URL.")],
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt or .onnx (default: the bundled demo weights).")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime (default: from the weights file).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt (default: from the weights file).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
     half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (torch backend).")] = False,
     imgsz: Annotated[Optional[str], typer.Option("--imgsz", help="Inference size HxW (default: the model's training size).")] = None,
@@ -44,7 +44,7 @@ def infer(
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Also write uint8 train-id PNGs to OUT/masks/.")] = False,
     no_video: Annotated[bool, typer.Option("--no-video", help="Do not write the annotated MP4.")] = False,
     vid_stride: Annotated[int, typer.Option("--vid-stride", help="Segment every N-th video frame.")] = 1,
-    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture the forward pass as a CUDA graph (torch backend).")] = False,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture the forward pass as a CUDA graph (torch and tensorrt backends).")] = False,
 ) -> None:
     """Segment SOURCE and write annotated video/images, optional masks and OUT/summary.json."""
     # Ctrl-C and SIGTERM finish the outputs written so far, even where SIGINT was inherited ignored
