@@ -39,7 +39,7 @@ NETWORKS: dict[str, Network] = {
     "resnet110": Network("ResNet-110", "resnet110"),
     "resnet164": Network("ResNet-164", "resnet164"),
     "preresnet20": Network("PreResNet-20", "preresnet20"),
-    "hamiltonian": Network("Hamiltonian-74 (6-6-6)"),
+    "hamiltonian": Network("Hamiltonian"),
     "hamiltonian-237": Network("Hamiltonian (2-3-7)", blocks=(2, 3, 7)),
     "hamiltonian-685": Network("Hamiltonian (6-8-5)", blocks=(6, 8, 5)),
     "diffusion": _nl("Nonlocal diffusion 𝓛", "diffusion"),
@@ -190,9 +190,10 @@ _add(Experiment(
     ("miou", "pixel_accuracy"),
     {"full": Setting(THESIS_SEEDS, note="the Q-tips recipe for segmenters: 6-6-6 / 32-64-112 without pooling, "
                                         "30 epochs at lr 0.01, batch 50, 5 seeds, median"),
-     "cpu": Setting((0,), shrink=(3, 2), pool=8,
+     "cpu": Setting((0,), shrink=(3, 4), pool=8,
                     note="what fits a 2-core CPU: the Q-tips data and schedule (512 + 512 images, 30 epochs at "
-                         "lr 0.01, batch 50), 2-2-2 / 16-32-56 segmenters with Nonlocal pool 8, 1 seed"),
+                         "lr 0.01, batch 50), 2-2-2 / 8-16-28 segmenters (every Unit at 64x64) with Nonlocal "
+                         "pool 8, 1 seed"),
      "reduced": Setting((0,), epochs=2, train_limit=50, val_limit=50, shrink=(3, 4), pool=8,
                         note="pipeline check on a CPU: 2 epochs on 50 + 50 images, 2-2-2 / 8-16-28 segmenters "
                              "with Nonlocal pool 8, 1 seed")},

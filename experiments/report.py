@@ -58,6 +58,15 @@ def _header(outcome: Outcome, command: str) -> list[str]:
     return lines + [""]
 
 
+def _architectures(outcome: Outcome, row: str) -> str:
+    """The row's architecture, or per column where the columns differ (e.g. the Nonlocal pool)."""
+    by_column = {c.label: outcome.cells[row][c.key].architecture for c in outcome.experiment.columns
+                 if c.key in outcome.cells[row]}
+    if len(set(by_column.values())) == 1:
+        return next(iter(by_column.values()))
+    return "; ".join(f"{label}: {arch}" for label, arch in by_column.items())
+
+
 def table_lines(outcome: Outcome) -> list[str]:
     """Rows × columns, each cell 'ours / thesis' for the parameters and every metric."""
     e = outcome.experiment
@@ -67,7 +76,7 @@ def table_lines(outcome: Outcome) -> list[str]:
         header += [f"{column.label} {METRIC_NAMES[m]}" for m in e.metrics]
     rows = []
     for row in outcome.rows:
-        line = [NETWORKS[row].label, next(iter(outcome.cells[row].values())).architecture]
+        line = [NETWORKS[row].label, _architectures(outcome, row)]
         for column in e.columns:
             cell = outcome.cells[row].get(column.key)
             thesis = e.thesis.get(row, {}).get(column.key, {})
