@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import platform
 import resource
 import statistics
 import time
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 
 from nlseg.ops import pairwise_update
 from nlseg.ops.reference import pairwise_reference
+from nlseg.runtime.device import describe_device
 
 GRIDS = {"90x160": (90, 160), "180x320": (180, 320), "360x640": (360, 640), "720x1280": (720, 1280)}
 POOL, C_EMBED, C_VALUE = 3, 32, 64
@@ -171,17 +171,6 @@ def run_case(variant_index: int, grid: tuple[int, int], device: str, dtype_name:
     queue.put((statistics.median(times), max(peak, 0)))
 
 
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    return f"{model}, {torch.get_num_threads()} threads"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -207,7 +196,7 @@ def main() -> None:
             available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
         budget = 0.6 * available
 
-    print(f"# pairwise update, {args.device} ({machine(args.device)}), {args.dtype}, batch 1, "
+    print(f"# pairwise update, {args.device} ({describe_device(args.device)}), {args.dtype}, batch 1, "
           f"pool {POOL}, C'={C_EMBED}, C={C_VALUE}, torch {torch.__version__}\n")
     print("| variant | grid | N | M | ms | pairs/s | SFU bound | peak MB | note |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")

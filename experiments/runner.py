@@ -30,7 +30,8 @@ from nlseg.errors import InputError
 from nlseg.nn.baselines import BASELINES
 from nlseg.nn.config import ModelConfig, build_model
 from nlseg.train import rundir
-from nlseg.train.distributed import Context, resolve_device
+from nlseg.runtime.device import cpu_model, resolve_device
+from nlseg.train.distributed import Context
 from nlseg.train.loop import RunSpec, evaluate, fit
 from nlseg.train.recipe import RECIPES, Recipe
 
@@ -69,15 +70,7 @@ class Outcome:
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     """CPU model, cores, threads, torch version and the device the runs used."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info: dict[str, Any] = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                             "torch": torch.__version__, "device": str(device), "platform": platform.platform()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

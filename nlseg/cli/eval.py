@@ -16,7 +16,8 @@ from nlseg.cli.console import table_console
 from nlseg.cli.train import DataDir, Device, Size, Workers, segmentation_size, show_warnings
 from nlseg.data.registry import DATASETS, Request, dataset_info, load_split
 from nlseg.errors import InputError
-from nlseg.train.distributed import Context, resolve_device
+from nlseg.runtime.device import resolve_device
+from nlseg.train.distributed import Context
 from nlseg.train.loop import evaluate
 
 

@@ -9,22 +9,34 @@ import torch
 from nlseg.errors import InputError
 
 
-def resolve_device(flag: str | None) -> torch.device:
-    """``--device`` value -> torch.device; default CUDA when available. InputError if unusable."""
+def resolve_device(flag: str | None, local_rank: int = 0) -> torch.device:
+    """``--device`` value -> torch.device; ``auto`` (or none) is CUDA when available, and a bare
+    ``cuda`` is this process's GPU ``local_rank`` (torchrun). InputError naming --device if unusable."""
     if flag in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        flag = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(flag)
     except RuntimeError:
-        raise InputError(f"--device: unknown device {flag!r}; use cpu, cuda or cuda:N") from None
+        raise InputError(f"--device: unknown device {flag!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(f"--device {flag}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {flag}: only {torch.cuda.device_count()} CUDA device(s) present")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        if device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {flag}: {device} does not exist ({torch.cuda.device_count()} CUDA device(s) present)")
     elif device.type != "cpu":
-        raise InputError(f"--device: unsupported device type {device.type!r}; use cpu or cuda")
+        raise InputError(f"--device: unsupported device type {device.type!r}; use auto, cpu or cuda")
     return device
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ('AMD EPYC …'), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def describe_device(device: str | torch.device) -> str:
@@ -32,10 +44,4 @@ def describe_device(device: str | torch.device) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({torch.get_num_threads()} threads)"
+    return f"{cpu_model()} ({torch.get_num_threads()} threads)"

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from nlseg.errors import InputError
+from nlseg.runtime.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -42,26 +42,6 @@ class Context:
         if self.world > 1:
             for t in tensors:
                 dist.all_reduce(t)
-
-
-def resolve_device(flag: str, local_rank: int = 0) -> torch.device:
-    """``auto`` (CUDA if present), ``cpu``, ``cuda`` or ``cuda:N``; InputError naming --device otherwise."""
-    if flag == "auto":
-        flag = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(flag)
-    except RuntimeError:
-        raise InputError(f"--device: expected auto, cpu, cuda or cuda:N, got {flag!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device: CUDA was requested but this PyTorch sees no GPU")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        if device.index >= torch.cuda.device_count():
-            raise InputError(f"--device: {device} does not exist ({torch.cuda.device_count()} GPUs visible)")
-    elif device.type != "cpu":
-        raise InputError(f"--device: expected auto, cpu, cuda or cuda:N, got {flag!r}")
-    return device
 
 
 def setup(device_flag: str) -> Context:
