@@ -20,6 +20,7 @@ import torch
 
 from nlseg.assets import demo_weights
 from nlseg.data.labels import BDD100K_CLASSES, IGNORE_INDEX
+from nlseg.errors import InputError
 from nlseg.runtime.frames import labels_to_frame, preprocess
 from nlseg.runtime.load import open_backend
 from nlseg.train.metrics import accuracy, confusion_matrix, iou_per_class
@@ -72,4 +73,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from None
