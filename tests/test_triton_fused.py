@@ -211,7 +211,7 @@ def test_dispatch_uses_the_fused_kernel_on_cuda_only():
         assert default_implementation(kernel, cuda, torch.bfloat16) == "triton"
         assert default_implementation(kernel, cuda, torch.float32) == "triton"
         assert default_implementation(kernel, cuda, torch.float64) == "reference"
-        assert default_implementation(kernel, cpu, torch.float32) == "reference"
+        assert default_implementation(kernel, cpu, torch.float32) == "cpu"  # the C++ kernel (nlseg.ops.cpu)
     assert default_implementation("dot", cuda, torch.float32) == "associative"
     assert default_implementation("gaussian", cuda, torch.float32) == "reference"
 

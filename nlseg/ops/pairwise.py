@@ -2,8 +2,10 @@
 
 Implementations register here with the kernels they support; ``impl=None`` picks the
 fastest exact one for the kernel and device: ``dot`` → associative; the distance kernels →
-the fused Triton kernel (``triton``) on CUDA tensors when Triton is installed, else the
-reference. ``triton`` runs CPU tensors too under Triton's interpreter (TRITON_INTERPRET=1).
+the fused Triton kernel (``triton``) on CUDA tensors when Triton is installed, the C++ kernel
+(``cpu``) on CPU tensors, else the reference; float64 keeps the reference (the exact oracle),
+and so does code being traced for export (TorchScript, ONNX), which must record torch ops.
+``triton`` runs CPU tensors too under Triton's interpreter (TRITON_INTERPRET=1).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Callable
 import torch
 
 from nlseg.ops.associative import pairwise_associative
+from nlseg.ops.cpu import LIBRARY as CPU_KERNEL
+from nlseg.ops.cpu import pairwise_cpu
 from nlseg.ops.fused import FUSED_KERNELS, pairwise_fused, triton_available
 from nlseg.ops.kernels import DISTANCE_KERNELS, KERNELS, check_kernel
 from nlseg.ops.reference import pairwise_reference
@@ -32,18 +36,30 @@ class Implementation:
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(pairwise_reference, KERNELS),
     "associative": Implementation(pairwise_associative, ("dot",)),
+    "cpu": Implementation(pairwise_cpu, DISTANCE_KERNELS),
 }
 if triton_available():
     IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS)
 
 
+def tracing() -> bool:
+    """True while TorchScript or the ONNX exporter traces: only torch ops end up in the graph."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def default_implementation(kernel: str, device: torch.device, dtype: torch.dtype | None = None) -> str:
     """The implementation ``impl=None`` uses: associative for ``dot``; for the distance kernels
-    the fused kernel on CUDA (float64 keeps the reference, the exact oracle), else the reference."""
+    the fused kernel on CUDA, the C++ kernel on CPU (unless it failed to build, or while tracing),
+    and the reference for float64 (the exact oracle) and everything else."""
     if kernel == "dot":
         return "associative"
-    fused = "triton" in IMPLEMENTATIONS and device.type == "cuda" and dtype != torch.float64
-    return "triton" if fused and kernel in DISTANCE_KERNELS else "reference"
+    if kernel not in DISTANCE_KERNELS or dtype == torch.float64:
+        return "reference"
+    if device.type == "cuda" and "triton" in IMPLEMENTATIONS:
+        return "triton"
+    if device.type == "cpu" and not CPU_KERNEL.failed and not tracing():
+        return "cpu"
+    return "reference"
 
 
 def _check_shapes(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> None:
@@ -90,7 +106,8 @@ def pairwise_update(
         lam: scaling λ of the kernel.
         n: dimension constant of the fractional kernels.
         impl: ``reference`` | ``associative`` (dot only) | ``triton`` (dot, frac, invfrac, log;
-            needs the ``triton`` package) | None for the default.
+            needs the ``triton`` package) | ``cpu`` (frac, invfrac, log on CPU tensors; the
+            reference, after one warning, where no C++ compiler is available) | None for the default.
 
     Returns:
         u, (B, N, C), in the dtype of ``x``; normalised by M, zero distances contribute 0.

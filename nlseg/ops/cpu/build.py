@@ -1,0 +1,206 @@
+"""Compiling and loading the CPU kernel (``pairwise_cpu.cpp``) on first use.
+
+The source has no PyTorch headers: one call of the system C++ compiler (``$CXX``, else ``c++``
+or ``g++``) builds a shared library in about a second, loaded with ctypes (torch's
+``cpp_extension`` build of a module including ``torch/extension.h`` took 50 s on the 2-core
+development machine). The library is cached under torch's extensions directory
+(``$TORCH_EXTENSIONS_DIR``, else ``~/.cache/torch_extensions``), named by a hash of the source,
+compiler and flags; concurrent builds (pytest-xdist workers, DDP ranks) each write a temporary
+file and rename it into place, so a reader never sees a partial library.
+
+If the compiler is missing or the build fails, :meth:`KernelLibrary.load` returns None and
+warns once; :mod:`nlseg.ops.cpu.function` then runs the reference.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("pairwise_cpu.cpp")
+ABI_VERSION = 1  # nlseg_pairwise_abi() of a library this module can call
+BASE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-math-errno", "-fno-trapping-math")
+# Instruction sets by torch's runtime detection of this CPU (the library is cached per flag set).
+ISA_FLAGS = {
+    "AVX512": ("-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl"),
+    "AVX2": ("-mavx2", "-mfma"),
+}
+
+
+class KernelBuildWarning(RuntimeWarning):
+    """The CPU kernel could not be built or loaded; the reference implementation runs instead."""
+
+
+def _pointer_args(count: int) -> list[type]:
+    return [ctypes.c_void_p] * count
+
+
+# (inputs, sizes, constants, threads, outputs) of the two entry points; see pairwise_cpu.cpp.
+_SIZES = [ctypes.c_long] * 5  # batch, n, m, e, c
+_CONSTANTS = [ctypes.c_int, ctypes.c_int, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_void_p,
+              ctypes.c_void_p]  # mode, power, half_p, log_coef, zero_rtol, gain, offset
+FORWARD_ARGTYPES = _pointer_args(5) + _SIZES + _CONSTANTS + [ctypes.c_int] + _pointer_args(2)
+BACKWARD_ARGTYPES = _pointer_args(9) + _SIZES + _CONSTANTS + [ctypes.c_int] + _pointer_args(3)
+
+
+@dataclass(frozen=True)
+class LoadedKernel:
+    """The entry points of a loaded library, by dtype, and its padding granularity."""
+
+    forward: dict[torch.dtype, ctypes._CFuncPtr]
+    backward: dict[torch.dtype, ctypes._CFuncPtr]
+    lanes: int
+    max_int_power: int
+
+
+def compiler() -> str | None:
+    """The C++ compiler: ``$CXX`` if set, else ``c++`` or ``g++`` on PATH."""
+    if os.environ.get("CXX"):
+        return os.environ["CXX"]
+    return shutil.which("c++") or shutil.which("g++")
+
+
+def compile_flags() -> tuple[str, ...]:
+    """Optimisation flags plus the vector instructions torch detected on this CPU."""
+    return BASE_FLAGS + ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), ())
+
+
+def library_name(source: str, cxx: str, flags: tuple[str, ...]) -> str:
+    """A file name unique to the source, compiler, flags and platform."""
+    key = "\0".join([source, cxx, *flags, platform.machine(), sys.platform])
+    return f"nlseg_pairwise_cpu_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+
+
+def cache_directories() -> list[Path]:
+    """Where libraries are cached: torch's extensions directory (``$TORCH_EXTENSIONS_DIR``, else
+    torch's per-user cache), then the temporary directory if that one cannot be written."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    fallback = Path(tempfile.gettempdir()) / f"nlseg_pairwise_cpu_{uid}"
+    if os.environ.get("TORCH_EXTENSIONS_DIR"):
+        root = Path(os.environ["TORCH_EXTENSIONS_DIR"])
+    else:
+        try:
+            from torch.utils.cpp_extension import get_default_build_root  # imports setuptools: only here
+        except ImportError:
+            return [fallback]
+        root = Path(get_default_build_root())
+    return [root / "nlseg_pairwise_cpu", fallback]
+
+
+def build_library(cxx: str, flags: tuple[str, ...], target: Path) -> None:
+    """Compile ``SOURCE`` into ``target`` through a temporary file renamed into place.
+
+    Raises RuntimeError with the compiler's first error line, or OSError if ``target``'s
+    directory cannot be written.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.stem + ".", suffix=".partial")
+    os.close(fd)
+    try:
+        try:
+            result = subprocess.run([cxx, *flags, str(SOURCE), "-o", partial], capture_output=True, text=True)
+        except OSError as exc:
+            raise RuntimeError(f"cannot run the C++ compiler {cxx!r}: {exc.strerror or exc}") from None
+        if result.returncode != 0:
+            errors = [line for line in result.stderr.splitlines() if "error" in line] or result.stderr.splitlines()
+            raise RuntimeError(f"{cxx} exited with status {result.returncode}: "
+                               f"{errors[0].strip() if errors else 'no message'}")
+        os.chmod(partial, 0o755)
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def open_library(path: Path) -> LoadedKernel:
+    """Load ``path`` with ctypes and declare its entry points; RuntimeError if its ABI differs."""
+    lib = ctypes.CDLL(str(path))
+    if lib.nlseg_pairwise_abi() != ABI_VERSION:
+        raise RuntimeError(f"{path} has ABI {lib.nlseg_pairwise_abi()}, expected {ABI_VERSION}")
+    lib.nlseg_pairwise_lanes.restype = ctypes.c_long
+    forward, backward = {}, {}
+    for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
+        forward[dtype] = getattr(lib, f"nlseg_pairwise_forward_{suffix}")
+        forward[dtype].argtypes, forward[dtype].restype = FORWARD_ARGTYPES, ctypes.c_int
+        backward[dtype] = getattr(lib, f"nlseg_pairwise_backward_{suffix}")
+        backward[dtype].argtypes, backward[dtype].restype = BACKWARD_ARGTYPES, ctypes.c_int
+    return LoadedKernel(forward, backward, lib.nlseg_pairwise_lanes(), lib.nlseg_pairwise_max_int_power())
+
+
+class KernelLibrary:
+    """Builds (once per machine) and loads (once per process) the CPU kernel; thread-safe.
+
+    ``cxx`` overrides :func:`compiler` (tests force a failing build with it).
+    """
+
+    def __init__(self, cxx: str | None = None) -> None:
+        self._cxx = cxx
+        self._lock = threading.Lock()
+        self._kernel: LoadedKernel | None = None
+        self._failure: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True once a build or load has failed in this process (the reference runs instead)."""
+        return self._failure is not None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the kernel is unavailable, or None."""
+        return self._failure
+
+    def load(self) -> LoadedKernel | None:
+        """The loaded kernel, building it first if no cached library fits; None (one warning) on failure."""
+        if self._kernel is not None or self._failure is not None:
+            return self._kernel
+        with self._lock:
+            if self._kernel is None and self._failure is None:
+                try:
+                    self._kernel = self._build_and_open()
+                except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
+                    self._failure = str(exc) or type(exc).__name__
+                    warnings.warn(f"nlseg: the CPU pairwise kernel is unavailable ({self._failure}); the distance "
+                                  "kernels run on the reference implementation (slower, same results)",
+                                  KernelBuildWarning, stacklevel=4)
+        return self._kernel
+
+    def _build_and_open(self) -> LoadedKernel:
+        cxx = self._cxx or compiler()
+        if cxx is None:
+            raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+        flags = compile_flags()
+        name = library_name(SOURCE.read_text(), cxx, flags)
+        errors = []
+        for directory in cache_directories():
+            target = directory / name
+            if target.is_file():
+                try:
+                    return open_library(target)
+                except (OSError, RuntimeError, AttributeError) as exc:  # stale or foreign: rebuild it
+                    errors.append(f"{target}: {exc}")
+            try:
+                start = time.perf_counter()
+                print(f"nlseg: compiling the CPU pairwise kernel (once; cached in {directory}) ...", file=sys.stderr,
+                      flush=True)
+                build_library(cxx, flags, target)
+                print(f"nlseg: compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+                return open_library(target)
+            except OSError as exc:  # directory not writable: try the next one
+                errors.append(f"{directory}: {exc}")
+        raise RuntimeError("; ".join(errors))
+
+
+LIBRARY = KernelLibrary()

@@ -1,0 +1,602 @@
+// The CPU kernel of the pairwise update's two reductions (docs/design.md §2.3, thesis (4.6)-(4.8)):
+//
+//     S_i = Σ_j ω_ij v_j        R_i = Σ_j ω_ij
+//
+// and their gradients, fused per tile: a block of ROWS query rows meets the keys KEY_TILE at a
+// time, so no N×M buffer exists in the forward or the backward (ω is recomputed there). Plain C
+// ABI, no PyTorch headers: nlseg/ops/cpu/build.py compiles it with the system C++ compiler and
+// loads it with ctypes; nlseg/ops/cpu/function.py prepares the inputs and owns the autograd.
+//
+// Inputs are the conditioned embeddings q = θ', k = φ' (nlseg.ops.kernels.condition_embeddings),
+// their squared norms, and v. Per pair, d'² = ‖q_i‖² + ‖k_j‖² − 2 q_i·k_j (§4.2.2); the pair is a
+// zero distance when d'² <= zero_rtol·(‖q_i‖² + ‖k_j‖²) (nlseg.ops.kernels.zero_distance_mask)
+// and then ω_ij = 0; otherwise ω_ij = gain_b·ω'_ij with, for batch element b,
+//
+//     power kernels (frac, invfrac): ω'_ij = d'^(−p),                   offset_b = 0
+//     log:                           ω'_ij = log_coef·log2 d'² + offset_b, gain_b = 1
+//
+// The tiles carry ω'; gain_b (the power kernels' c·λ·scale_b^(−p)) multiplies the sums and
+// gradients once, in float64, when they are written, so it cannot overflow float32 where the
+// result does not. Every constant (p, log_coef, zero_rtol, gain_b, offset_b) is a runtime
+// argument computed in Python from the kernel table nlseg/ops/kernels.py; this file holds no
+// formula constant.
+// Padding keys (beyond M, up to a multiple of LANES) carry ‖k‖² = +inf, which the zero rule
+// drops; padding query rows are handled here the same way.
+//
+// Vectorised with GCC/Clang vector extensions (32-byte vectors: AVX2 ymm, or two SSE/NEON
+// registers); log2 and exp2 of float32 are polynomials (Cephes logf, exp2f) that the compiler
+// vectorises; float64 uses the C library. Threads: std::thread over query-row blocks.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int ROWS = 6;         // query rows per block: 12 vector accumulators + operands in 16 registers
+constexpr long KEY_TILE = 128;  // keys per tile: the ROWS×KEY_TILE tiles of ω stay in L1
+constexpr long LANES = 16;      // M, C' and C arrive padded to a multiple of this (two float32 vectors)
+
+enum Mode { POWER_INT = 0, POWER_REAL = 1, LOG = 2 };
+constexpr int MAX_INT_POWER = 6;  // integer exponents p <= this use rsqrt-free powers of 1/d'²
+
+template <class T>
+struct Simd {
+  typedef T vec __attribute__((vector_size(32)));
+  static constexpr int width = 32 / sizeof(T);
+  static vec load(const T* p) {
+    vec x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  }
+  static void store(T* p, vec x) { std::memcpy(p, &x, sizeof x); }
+  static vec splat(T x) {
+    vec v;
+    for (int i = 0; i < width; ++i) v[i] = x;
+    return v;
+  }
+};
+
+// ---------------------------------------------------------------- log2 and exp2 ----------
+
+inline float bits_to_float(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+inline int32_t float_to_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
+}
+
+// log2 x for x > 0 (subnormals included); NaN stays NaN. Cephes logf's polynomial for
+// ln(1 + f) on [√½ − 1, √2 − 1], about 2 ulp, then × log2 e plus the exponent.
+inline float log2_of(float x) {
+  const bool subnormal = x < 1.17549435e-38f;
+  const float xs = subnormal ? x * 8388608.0f : x;  // 2^23
+  const int32_t bits = float_to_bits(xs);
+  int32_t exponent = ((bits >> 23) & 0xff) - 127;
+  float mantissa = bits_to_float((bits & 0x007fffff) | 0x3f800000);  // [1, 2)
+  const bool upper = mantissa > 1.41421356f;
+  mantissa = upper ? mantissa * 0.5f : mantissa;
+  exponent = (upper ? exponent + 1 : exponent) - (subnormal ? 23 : 0);
+  const float f = mantissa - 1.0f;
+  const float z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  const float ln = f + (f * z * y - 0.5f * z);
+  return ln * 1.44269504088896341f + static_cast<float>(exponent) + (x - x);
+}
+
+// 2^a; saturates to 0 below 2^-252 and to +inf above 2^254 (float32 holds neither); NaN stays
+// NaN. Cephes exp2f's polynomial on [−½, ½], about 2 ulp; the power of two is applied in two
+// halves so that subnormal and overflowing results come out right.
+inline float exp2_of(float a) {
+  float c = a < -252.0f ? -252.0f : a;
+  c = c > 254.0f ? 254.0f : c;
+  const float whole = std::floor(c + 0.5f);
+  const float f = c - whole;
+  float p = 1.535336188319500e-4f;
+  p = p * f + 1.339887440266574e-3f;
+  p = p * f + 9.618437357674640e-3f;
+  p = p * f + 5.550332471162809e-2f;
+  p = p * f + 2.402264791363012e-1f;
+  p = p * f + 6.931472028550421e-1f;
+  const float mantissa = 1.0f + f * p;
+  const int32_t n = static_cast<int32_t>(whole);
+  const int32_t half = n >> 1;
+  const float scale1 = bits_to_float((half + 127) << 23);
+  const float scale2 = bits_to_float((n - half + 127) << 23);
+  return mantissa * scale1 * scale2 + (a - a);
+}
+
+inline double log2_of(double x) { return std::log2(x); }
+inline double exp2_of(double a) { return std::exp2(a); }
+
+// ---------------------------------------------------------------- ω per pair -------------
+
+template <class T>
+struct Weights {
+  T zero_rtol;
+  T half_p;    // p/2 of the power kernels
+  T log_coef;  // ω' = log_coef·log2 d'² for log
+};
+
+// ω' − offset_b from d'² > 0.
+template <class T, int MODE, int P>
+inline T omega(T d2, const Weights<T>& k) {
+  if constexpr (MODE == POWER_INT) {
+    const T r2 = T(1) / d2;
+    T w = (P % 2) ? std::sqrt(r2) : T(1);
+    for (int i = 0; i < P / 2; ++i) w *= r2;
+    return w;
+  } else if constexpr (MODE == POWER_REAL) {
+    return exp2_of(-k.half_p * log2_of(d2));
+  } else {
+    return k.log_coef * log2_of(d2);
+  }
+}
+
+// dω'/dd'², given w = ω' − offset_b.
+template <class T, int MODE>
+inline T omega_slope(T w, T d2, const Weights<T>& k) {
+  if constexpr (MODE == LOG) {
+    return k.log_coef * T(1.44269504088896340735992468100189214) / d2;  // log_coef / (ln 2 · d'²)
+  } else {
+    return -k.half_p * w / d2;  // d(d'^−p)/dd'² = −(p/2)·d'^(−p−2)
+  }
+}
+
+// One row of a tile, forward: w_j = ω'_ij from the dots q_i·k_j.
+template <class T, int MODE, int P>
+void row_weights(const T* dots, T q_sq, const T* k_sq, long n, const Weights<T>& k, T offset, T* w) {
+  for (long j = 0; j < n; ++j) {
+    const T norms = q_sq + k_sq[j];
+    const T d2 = norms - T(2) * dots[j];
+    const bool zero = d2 <= k.zero_rtol * norms;
+    const T value = omega<T, MODE, P>(d2, k) + offset;
+    w[j] = zero ? T(0) : value;
+  }
+}
+
+// One row of a tile, backward: w_j = ω'_ij and, in place of gv_j = ∂L/∂S_i·v_j, the weight of
+// the pair in the embeddings' gradients, t_j = (gv_j + ∂L/∂R_i)·dω'_ij/dd'².
+template <class T, int MODE, int P>
+void row_weights_grad(const T* dots, T q_sq, const T* k_sq, long n, const Weights<T>& k, T offset,
+                      T grad_row_sum, T* w, T* gv) {
+  for (long j = 0; j < n; ++j) {
+    const T norms = q_sq + k_sq[j];
+    const T d2 = norms - T(2) * dots[j];
+    const bool zero = d2 <= k.zero_rtol * norms;
+    const T wp = omega<T, MODE, P>(d2, k);
+    const T slope = omega_slope<T, MODE>(wp, d2, k);
+    const T t = (gv[j] + grad_row_sum) * slope;
+    w[j] = zero ? T(0) : wp + offset;
+    gv[j] = zero ? T(0) : t;
+  }
+}
+
+template <class T>
+using RowWeightsFn = void (*)(const T*, T, const T*, long, const Weights<T>&, T, T*);
+template <class T>
+using RowWeightsGradFn = void (*)(const T*, T, const T*, long, const Weights<T>&, T, T, T*, T*);
+
+template <class T, int P>
+RowWeightsFn<T> power_int_fn(int power) {
+  if constexpr (P > MAX_INT_POWER) {
+    return nullptr;
+  } else {
+    return power == P ? &row_weights<T, POWER_INT, P> : power_int_fn<T, P + 1>(power);
+  }
+}
+
+template <class T, int P>
+RowWeightsGradFn<T> power_int_grad_fn(int power) {
+  if constexpr (P > MAX_INT_POWER) {
+    return nullptr;
+  } else {
+    return power == P ? &row_weights_grad<T, POWER_INT, P> : power_int_grad_fn<T, P + 1>(power);
+  }
+}
+
+template <class T>
+RowWeightsFn<T> select_row_weights(int mode, int power) {
+  if (mode == POWER_INT) return power_int_fn<T, 1>(power);
+  if (mode == POWER_REAL) return &row_weights<T, POWER_REAL, 0>;
+  if (mode == LOG) return &row_weights<T, LOG, 0>;
+  return nullptr;
+}
+
+template <class T>
+RowWeightsGradFn<T> select_row_weights_grad(int mode, int power) {
+  if (mode == POWER_INT) return power_int_grad_fn<T, 1>(power);
+  if (mode == POWER_REAL) return &row_weights_grad<T, POWER_REAL, 0>;
+  if (mode == LOG) return &row_weights_grad<T, LOG, 0>;
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- tile products ---------
+// Register-blocked: ROWS rows × two vectors of columns per step (12 accumulators).
+
+// out[r][j] = Σ_d a[r][d]·bt[d][j] for j < n (n a multiple of two vectors).
+template <class T>
+void tile_dots(const T* a, long lda, const T* bt, long ldb, long depth, long n, T* out, long ldo) {
+  using S = Simd<T>;
+  using vec = typename S::vec;
+  constexpr int L = S::width;
+  for (long j = 0; j < n; j += 2 * L) {
+    vec acc[ROWS][2] = {};
+    for (long d = 0; d < depth; ++d) {
+      const vec b0 = S::load(bt + d * ldb + j);
+      const vec b1 = S::load(bt + d * ldb + j + L);
+      for (int r = 0; r < ROWS; ++r) {
+        const vec ar = S::splat(a[r * lda + d]);
+        acc[r][0] += ar * b0;
+        acc[r][1] += ar * b1;
+      }
+    }
+    for (int r = 0; r < ROWS; ++r) {
+      S::store(out + r * ldo + j, acc[r][0]);
+      S::store(out + r * ldo + j + L, acc[r][1]);
+    }
+  }
+}
+
+// acc[r][c] += Σ_{j<n} w[r][j]·b[j][c] for c < width.
+template <class T>
+void tile_weighted_sum(const T* w, long ldw, const T* b, long ldb, long n, long width, T* acc, long ldc) {
+  using S = Simd<T>;
+  using vec = typename S::vec;
+  constexpr int L = S::width;
+  for (long c = 0; c < width; c += 2 * L) {
+    vec s[ROWS][2];
+    for (int r = 0; r < ROWS; ++r) {
+      s[r][0] = S::load(acc + r * ldc + c);
+      s[r][1] = S::load(acc + r * ldc + c + L);
+    }
+    for (long j = 0; j < n; ++j) {
+      const vec b0 = S::load(b + j * ldb + c);
+      const vec b1 = S::load(b + j * ldb + c + L);
+      for (int r = 0; r < ROWS; ++r) {
+        const vec wr = S::splat(w[r * ldw + j]);
+        s[r][0] += wr * b0;
+        s[r][1] += wr * b1;
+      }
+    }
+    for (int r = 0; r < ROWS; ++r) {
+      S::store(acc + r * ldc + c, s[r][0]);
+      S::store(acc + r * ldc + c + L, s[r][1]);
+    }
+  }
+}
+
+// out[j][c] += Σ_r w[r][j]·a[r][c] for j < n, c < width.
+template <class T>
+void tile_outer(const T* w, long ldw, const T* a, long lda, long n, long width, T* out, long ldo) {
+  using S = Simd<T>;
+  using vec = typename S::vec;
+  constexpr int L = S::width;
+  for (long c = 0; c < width; c += 2 * L) {
+    vec ar[ROWS][2];
+    for (int r = 0; r < ROWS; ++r) {
+      ar[r][0] = S::load(a + r * lda + c);
+      ar[r][1] = S::load(a + r * lda + c + L);
+    }
+    for (long j = 0; j < n; ++j) {
+      vec o0 = S::load(out + j * ldo + c);
+      vec o1 = S::load(out + j * ldo + c + L);
+      for (int r = 0; r < ROWS; ++r) {
+        const vec wr = S::splat(w[r * ldw + j]);
+        o0 += wr * ar[r][0];
+        o1 += wr * ar[r][1];
+      }
+      S::store(out + j * ldo + c, o0);
+      S::store(out + j * ldo + c + L, o1);
+    }
+  }
+}
+
+template <class T>
+T row_sum(const T* w, long n) {
+  using S = Simd<T>;
+  using vec = typename S::vec;
+  constexpr int L = S::width;
+  vec s0 = {}, s1 = {};
+  for (long j = 0; j < n; j += 2 * L) {
+    s0 += S::load(w + j);
+    s1 += S::load(w + j + L);
+  }
+  s0 += s1;
+  T total = 0;
+  for (int i = 0; i < L; ++i) total += s0[i];
+  return total;
+}
+
+// ---------------------------------------------------------------- problem and threads ----
+
+template <class T>
+struct Problem {
+  const T* q;         // (B, N, E)  conditioned queries θ'
+  const T* q_sq;      // (B, N)
+  const T* k;         // (B, M, E)  conditioned keys φ' (backward only)
+  const T* kt;        // (B, E, M)  the keys transposed
+  const T* k_sq;      // (B, M), +inf on padding keys
+  const T* v;         // (B, M, C)
+  const T* vt;        // (B, C, M)  (backward only)
+  const double* gain;    // (B,) gain_b of the power kernels, else ones
+  const double* offset;  // (B,) offset_b of the log kernel, else zeros
+  long batch, n, m, e, c;
+  Weights<T> weights;
+};
+
+// Copies ROWS query rows from `first` (zero rows and +inf norms beyond n): the block's operands.
+template <class T>
+void load_rows(const T* src, long first, long n, long width, T* dst) {
+  for (int r = 0; r < ROWS; ++r) {
+    if (first + r < n) {
+      std::memcpy(dst + r * width, src + (first + r) * width, sizeof(T) * width);
+    } else {
+      std::fill(dst + r * width, dst + (r + 1) * width, T(0));
+    }
+  }
+}
+
+template <class T>
+void load_row_values(const T* src, long first, long n, T padding, T* dst) {
+  for (int r = 0; r < ROWS; ++r) dst[r] = first + r < n ? src[first + r] : padding;
+}
+
+// Runs worker(t) on `threads` threads (t = 0 on the caller's); a thread that cannot be started
+// leaves its share to the others, which take row blocks from a shared counter.
+template <class Fn>
+void run_workers(int threads, Fn&& worker) {
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(worker, t);
+    } catch (...) {
+      break;
+    }
+  }
+  worker(0);
+  for (auto& thread : pool) thread.join();
+}
+
+int worker_count(int requested, long blocks, long pairs) {
+  constexpr long PAIRS_PER_THREAD = 1L << 18;  // below this a thread costs more than it saves
+  long useful = std::min<long>(blocks, std::max<long>(1, pairs / PAIRS_PER_THREAD));
+  return static_cast<int>(std::max<long>(1, std::min<long>(requested, useful)));
+}
+
+template <class T>
+int forward(const Problem<T>& p, int mode, int power, int threads, T* sums, T* row_sums) {
+  const RowWeightsFn<T> weights = select_row_weights<T>(mode, power);
+  if (weights == nullptr) return 1;
+  const long blocks = (p.n + ROWS - 1) / ROWS;
+  const long total = p.batch * blocks;
+  std::atomic<long> next{0};
+  auto worker = [&](int) {
+    std::vector<T> q(ROWS * p.e), tile(ROWS * KEY_TILE), acc(ROWS * p.c);
+    T q_sq[ROWS], r_sum[ROWS];
+    for (long item = next.fetch_add(1); item < total; item = next.fetch_add(1)) {
+      const long b = item / blocks, first = (item % blocks) * ROWS;
+      const T offset = static_cast<T>(p.offset[b]);
+      const T* kt = p.kt + b * p.e * p.m;
+      const T* k_sq = p.k_sq + b * p.m;
+      const T* v = p.v + b * p.m * p.c;
+      load_rows(p.q + b * p.n * p.e, first, p.n, p.e, q.data());
+      load_row_values(p.q_sq + b * p.n, first, p.n, T(INFINITY), q_sq);
+      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(r_sum, r_sum + ROWS, T(0));
+      for (long j0 = 0; j0 < p.m; j0 += KEY_TILE) {
+        const long nt = std::min(KEY_TILE, p.m - j0);
+        tile_dots(q.data(), p.e, kt + j0, p.m, p.e, nt, tile.data(), KEY_TILE);
+        for (int r = 0; r < ROWS; ++r) {
+          T* row = tile.data() + r * KEY_TILE;
+          weights(row, q_sq[r], k_sq + j0, nt, p.weights, offset, row);
+          r_sum[r] += row_sum(row, nt);
+        }
+        tile_weighted_sum(tile.data(), KEY_TILE, v + j0 * p.c, p.c, nt, p.c, acc.data(), p.c);
+      }
+      const double gain = p.gain[b];
+      for (int r = 0; r < ROWS && first + r < p.n; ++r) {
+        T* out = sums + (b * p.n + first + r) * p.c;
+        for (long d = 0; d < p.c; ++d) out[d] = static_cast<T>(gain * acc[r * p.c + d]);
+        row_sums[b * p.n + first + r] = static_cast<T>(gain * r_sum[r]);
+      }
+    }
+  };
+  run_workers(worker_count(threads, total, p.batch * p.n * p.m), worker);
+  return 0;
+}
+
+// Gradients of S and R with respect to θ', φ', v. With T_ij = (∂L/∂S_i·v_j + ∂L/∂R_i)·dω'_ij/dd'²:
+//   ∂L/∂θ'_i = 2 gain_b (θ'_i Σ_j T_ij − Σ_j T_ij φ'_j),
+//   ∂L/∂φ'_j = 2 gain_b (φ'_j Σ_i T_ij − Σ_i T_ij θ'_i),
+//   ∂L/∂v_j = gain_b Σ_i ω'_ij ∂L/∂S_i.
+// One pass over query-row blocks; each thread accumulates its key-side sums, reduced at the end.
+template <class T>
+int backward(const Problem<T>& p, const T* grad_sums, const T* grad_row_sums, int mode, int power, int threads,
+             T* grad_q, T* grad_k, T* grad_v) {
+  const RowWeightsGradFn<T> weights = select_row_weights_grad<T>(mode, power);
+  if (weights == nullptr) return 1;
+  const long blocks = (p.n + ROWS - 1) / ROWS;
+  const long total = p.batch * blocks;
+  const int workers = worker_count(threads, total, p.batch * p.n * p.m);
+  // Per worker and batch element: Σ_i T_ij θ'_i (M×E), Σ_i ω_ij g_i (M×C), Σ_i T_ij (M).
+  const long key_part = p.m * (p.e + p.c + 1);
+  std::vector<T> key_sums(static_cast<size_t>(workers) * p.batch * key_part, T(0));
+  std::atomic<long> next{0};
+  auto worker = [&](int t) {
+    std::vector<T> q(ROWS * p.e), g(ROWS * p.c), dots(ROWS * KEY_TILE), w(ROWS * KEY_TILE),
+        gv(ROWS * KEY_TILE), acc(ROWS * p.e);
+    T q_sq[ROWS], g_row[ROWS], t_sum[ROWS];
+    T* mine = key_sums.data() + static_cast<size_t>(t) * p.batch * key_part;
+    for (long item = next.fetch_add(1); item < total; item = next.fetch_add(1)) {
+      const long b = item / blocks, first = (item % blocks) * ROWS;
+      const T offset = static_cast<T>(p.offset[b]);
+      const T* k = p.k + b * p.m * p.e;
+      const T* kt = p.kt + b * p.e * p.m;
+      const T* k_sq = p.k_sq + b * p.m;
+      const T* vt = p.vt + b * p.c * p.m;
+      T* tq = mine + b * key_part;
+      T* wg = tq + p.m * p.e;
+      T* t_col = wg + p.m * p.c;
+      load_rows(p.q + b * p.n * p.e, first, p.n, p.e, q.data());
+      load_rows(grad_sums + b * p.n * p.c, first, p.n, p.c, g.data());
+      load_row_values(p.q_sq + b * p.n, first, p.n, T(INFINITY), q_sq);
+      load_row_values(grad_row_sums + b * p.n, first, p.n, T(0), g_row);
+      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(t_sum, t_sum + ROWS, T(0));
+      for (long j0 = 0; j0 < p.m; j0 += KEY_TILE) {
+        const long nt = std::min(KEY_TILE, p.m - j0);
+        tile_dots(q.data(), p.e, kt + j0, p.m, p.e, nt, dots.data(), KEY_TILE);
+        tile_dots(g.data(), p.c, vt + j0, p.m, p.c, nt, gv.data(), KEY_TILE);
+        for (int r = 0; r < ROWS; ++r) {
+          T* t_row = gv.data() + r * KEY_TILE;
+          weights(dots.data() + r * KEY_TILE, q_sq[r], k_sq + j0, nt, p.weights, offset, g_row[r],
+                  w.data() + r * KEY_TILE, t_row);
+          t_sum[r] += row_sum(t_row, nt);
+        }
+        for (long j = 0; j < nt; ++j) {
+          T s = 0;
+          for (int r = 0; r < ROWS; ++r) s += gv[r * KEY_TILE + j];
+          t_col[j0 + j] += s;
+        }
+        tile_weighted_sum(gv.data(), KEY_TILE, k + j0 * p.e, p.e, nt, p.e, acc.data(), p.e);
+        tile_outer(gv.data(), KEY_TILE, q.data(), p.e, nt, p.e, tq + j0 * p.e, p.e);
+        tile_outer(w.data(), KEY_TILE, g.data(), p.c, nt, p.c, wg + j0 * p.c, p.c);
+      }
+      const double gain2 = 2.0 * p.gain[b];
+      for (int r = 0; r < ROWS && first + r < p.n; ++r) {
+        T* out = grad_q + (b * p.n + first + r) * p.e;
+        for (long d = 0; d < p.e; ++d) {
+          out[d] = static_cast<T>(gain2 * (q[r * p.e + d] * t_sum[r] - acc[r * p.e + d]));
+        }
+      }
+    }
+  };
+  run_workers(workers, worker);
+  for (long b = 0; b < p.batch; ++b) {
+    const T* k = p.k + b * p.m * p.e;
+    for (long j = 0; j < p.m; ++j) {
+      T t_col = 0;
+      for (int t = 0; t < workers; ++t) t_col += key_sums[(t * p.batch + b) * key_part + p.m * (p.e + p.c) + j];
+      T* out_k = grad_k + (b * p.m + j) * p.e;
+      T* out_v = grad_v + (b * p.m + j) * p.c;
+      for (long d = 0; d < p.e; ++d) out_k[d] = k[j * p.e + d] * t_col;
+      std::fill(out_v, out_v + p.c, T(0));
+      for (int t = 0; t < workers; ++t) {
+        const T* part = key_sums.data() + (t * p.batch + b) * key_part;
+        for (long d = 0; d < p.e; ++d) out_k[d] -= part[j * p.e + d];
+        for (long d = 0; d < p.c; ++d) out_v[d] += part[p.m * p.e + j * p.c + d];
+      }
+      for (long d = 0; d < p.e; ++d) out_k[d] = static_cast<T>(2.0 * p.gain[b] * out_k[d]);
+      for (long d = 0; d < p.c; ++d) out_v[d] = static_cast<T>(p.gain[b] * out_v[d]);
+    }
+  }
+  return 0;
+}
+
+template <class T>
+bool valid(const Problem<T>& p) {
+  return p.batch >= 0 && p.n >= 0 && p.m > 0 && p.m % LANES == 0 && p.e > 0 && p.e % LANES == 0 && p.c > 0 &&
+         p.c % LANES == 0;
+}
+
+// Exceptions must not cross the C ABI: 3 = out of memory, 4 = anything else.
+template <class Fn>
+int guarded(Fn&& run) {
+  try {
+    return run();
+  } catch (const std::bad_alloc&) {
+    return 3;
+  } catch (...) {
+    return 4;
+  }
+}
+
+template <class T>
+Problem<T> make_problem(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq, const T* v, const T* vt,
+                        long batch, long n, long m, long e, long c, double half_p, double log_coef,
+                        double zero_rtol, const double* gain, const double* offset) {
+  Weights<T> w{static_cast<T>(zero_rtol), static_cast<T>(half_p), static_cast<T>(log_coef)};
+  return Problem<T>{q, q_sq, k, kt, k_sq, v, vt, gain, offset, batch, n, m, e, c, w};
+}
+
+template <class T>
+int forward_entry(const T* q, const T* q_sq, const T* kt, const T* k_sq, const T* v, long batch, long n, long m,
+                  long e, long c, int mode, int power, double half_p, double log_coef, double zero_rtol,
+                  const double* gain, const double* offset, int threads, T* sums, T* row_sums) {
+  const Problem<T> p = make_problem<T>(q, q_sq, nullptr, kt, k_sq, v, nullptr, batch, n, m, e, c, half_p, log_coef,
+                                       zero_rtol, gain, offset);
+  if (!valid(p)) return 2;
+  return guarded([&] { return forward(p, mode, power, threads, sums, row_sums); });
+}
+
+template <class T>
+int backward_entry(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq, const T* v, const T* vt,
+                   const T* grad_sums, const T* grad_row_sums, long batch, long n, long m, long e, long c, int mode,
+                   int power, double half_p, double log_coef, double zero_rtol, const double* gain,
+                   const double* offset, int threads, T* grad_q, T* grad_k, T* grad_v) {
+  const Problem<T> p = make_problem<T>(q, q_sq, k, kt, k_sq, v, vt, batch, n, m, e, c, half_p, log_coef, zero_rtol,
+                                       gain, offset);
+  if (!valid(p)) return 2;
+  return guarded([&] {
+    return backward(p, grad_sums, grad_row_sums, mode, power, threads, grad_q, grad_k, grad_v);
+  });
+}
+
+}  // namespace
+
+// Entry points. Layouts (all contiguous; M, C', C padded to multiples of nlseg_pairwise_lanes()):
+// q (B,N,C'), q_sq (B,N), k (B,M,C'), kt (B,C',M), k_sq (B,M), v (B,M,C), vt (B,C,M); gain and
+// offset (B,) float64. Forward writes sums (B,N,C) and row_sums (B,N); backward reads ∂L/∂S
+// (B,N,C) and ∂L/∂R (B,N) and writes the gradients of q, k, v. mode: 0 integer power p (1..6),
+// 1 real power, 2 log. Returns 0, or 1 bad mode, 2 bad sizes, 3 out of memory, 4 other failure.
+extern "C" {
+
+// Bumped whenever an entry point's signature changes; build.py refuses a library that differs.
+int nlseg_pairwise_abi(void) { return 1; }
+
+// Padding granularity of M, C' and C; the largest integer exponent of mode 0.
+long nlseg_pairwise_lanes(void) { return LANES; }
+int nlseg_pairwise_max_int_power(void) { return MAX_INT_POWER; }
+
+#define NLSEG_ENTRY_POINTS(T, SUFFIX)                                                                          \
+  int nlseg_pairwise_forward_##SUFFIX(const T* q, const T* q_sq, const T* kt, const T* k_sq, const T* v,       \
+                                      long batch, long n, long m, long e, long c, int mode, int power,         \
+                                      double half_p, double log_coef, double zero_rtol, const double* gain,    \
+                                      const double* offset, int threads, T* sums, T* row_sums) {               \
+    return forward_entry<T>(q, q_sq, kt, k_sq, v, batch, n, m, e, c, mode, power, half_p, log_coef,            \
+                            zero_rtol, gain, offset, threads, sums, row_sums);                                 \
+  }                                                                                                            \
+  int nlseg_pairwise_backward_##SUFFIX(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq,      \
+                                       const T* v, const T* vt, const T* grad_sums, const T* grad_row_sums,    \
+                                       long batch, long n, long m, long e, long c, int mode, int power,        \
+                                       double half_p, double log_coef, double zero_rtol, const double* gain,   \
+                                       const double* offset, int threads, T* grad_q, T* grad_k, T* grad_v) {   \
+    return backward_entry<T>(q, q_sq, k, kt, k_sq, v, vt, grad_sums, grad_row_sums, batch, n, m, e, c, mode,  \
+                             power, half_p, log_coef, zero_rtol, gain, offset, threads, grad_q, grad_k,        \
+                             grad_v);                                                                          \
+  }
+
+NLSEG_ENTRY_POINTS(float, f32)
+NLSEG_ENTRY_POINTS(double, f64)
+
+#undef NLSEG_ENTRY_POINTS
+}

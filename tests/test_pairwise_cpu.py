@@ -1,0 +1,318 @@
+"""The C++ CPU kernel (impl="cpu") against the float64 formulas of tests/formulas.py.
+
+Forward: u against :func:`naive_update`. Backward: the gradients of all four inputs against
+float64 autograd through the same formula. Where embeddings coincide, the formula's autograd is
+NaN (the derivative of ‖θ_i − φ_j‖ at 0) although the pair contributes nothing by the safe-divide
+rule, so the oracle there is :func:`naive_update` row by row over the keys that do not coincide
+with the row's query, rescaled to the 1/M normalisation: the same function, differentiable.
+
+float32 tolerances. The largest errors measured on these inputs are 8e-6 (u) and 1e-5
+(gradients), relative to the largest entry of each tensor: float32 rounds at 6e-8, the norm
+expansion ‖a‖² − 2a·b + ‖b‖² loses a further factor (‖a‖² + ‖b‖²)/d² (up to ~100 for the closest
+random pairs here, whose weights d^−(n+2s) dominate the sums), and the sums over M ≤ 150 keys
+add √M·eps. One tolerance, 1e-4, keeps a margin of about ten over those errors, while an error
+in a formula (a wrong constant or a missed term) shows up at 1e-2 or more.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+
+import pytest
+import torch
+
+from nlseg.nn.nonlocal_block import PairwiseOperator
+from nlseg.ops import pairwise, pairwise_update
+from nlseg.ops.cpu import build, function
+from nlseg.ops.cpu.build import KernelBuildWarning, KernelLibrary
+from nlseg.ops.fused.spec import fused_spec
+from nlseg.ops.kernels import EULER_GAMMA, distance_weight, kernel_constant
+from nlseg.ops.pairwise import default_implementation
+from nlseg.ops.reference import pairwise_reference
+from tests.formulas import naive_update
+
+if build.LIBRARY.load() is None:
+    pytest.skip(f"the CPU pairwise kernel could not be built here: {build.LIBRARY.failure}", allow_module_level=True)
+
+KERNEL_S = [(k, s) for k in ("frac", "invfrac") for s in (0.25, 0.5, 0.75)] + [("log", 0.5)]
+# B, N, M, C', C: N not a multiple of the 6-row blocks, M across padding and (150) two key
+# tiles of 128, C' and C not multiples of 16, C above 16.
+SHAPES = [(2, 37, 19, 5, 3), (3, 50, 33, 7, 18), (2, 61, 150, 9, 20)]
+FORWARD_TOL = GRAD_TOL = 1e-4
+
+
+def seed_of(*key: object) -> torch.Generator:
+    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+
+
+def random_inputs(shape, generator, scale=1.0):
+    b, n_q, m, c_embed, c = shape
+    theta = torch.randn(b, n_q, c_embed, generator=generator, dtype=torch.float64) * scale
+    phi = torch.randn(b, m, c_embed, generator=generator, dtype=torch.float64) * scale
+    values = torch.randn(b, m, c, generator=generator, dtype=torch.float64)
+    x = torch.randn(b, n_q, c, generator=generator, dtype=torch.float64)
+    return theta, phi, values, x
+
+
+def rel_err(got: torch.Tensor, expected: torch.Tensor) -> float:
+    scale = expected.double().abs().max().clamp_min(1e-300)
+    return ((got.double() - expected.double()).abs().max() / scale).item()
+
+
+def row_wise_update(theta, phi, values, x, kernel, s=0.5):
+    """naive_update per query row over the keys that differ from it, times (kept keys)/M: the
+    formula with the safe divide's convention, differentiable where embeddings coincide."""
+    m = phi.shape[1]
+    rows = []
+    for b in range(theta.shape[0]):
+        for i in range(theta.shape[1]):
+            keep = (phi[b] != theta[b, i]).any(-1)
+            if keep.any():
+                u = naive_update(theta[b : b + 1, i : i + 1], phi[b : b + 1, keep], values[b : b + 1, keep],
+                                 x[b : b + 1, i : i + 1], kernel, s=s)
+                rows.append(u * (int(keep.sum()) / m))
+            else:
+                rows.append(torch.zeros(1, 1, values.shape[2], dtype=torch.float64))
+    return torch.cat(rows, dim=1).reshape(theta.shape[0], theta.shape[1], values.shape[2])
+
+
+def value_and_grads(fn, inputs, grad_out):
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    u = fn(*leaves)
+    grads = torch.autograd.grad(u, leaves, grad_out.to(u.dtype), allow_unused=True)
+    return u.detach(), [torch.zeros_like(t) if gr is None else gr for t, gr in zip(leaves, grads)]
+
+
+def check_against_oracle(inputs64, kernel, s, oracle=naive_update, dtype=torch.float32):
+    """u and the four gradients of impl='cpu' on ``dtype`` inputs against the float64 ``oracle``."""
+    g = seed_of("grad_out", kernel, s, tuple(inputs64[0].shape), tuple(inputs64[1].shape))
+    grad_out = torch.randn(inputs64[3].shape, generator=g, dtype=torch.float64)
+    expected, expected_grads = value_and_grads(lambda *a: oracle(*a, kernel, s=s), inputs64, grad_out)
+    assert torch.isfinite(expected).all() and all(torch.isfinite(e).all() for e in expected_grads)
+    got, got_grads = value_and_grads(lambda *a: pairwise_update(*a, kernel, s=s, impl="cpu"),
+                                     [t.to(dtype) for t in inputs64], grad_out)
+    assert got.dtype == dtype and all(gr.dtype == dtype for gr in got_grads)
+    tol, grad_tol = (1e-10, 1e-9) if dtype == torch.float64 else (FORWARD_TOL, GRAD_TOL)
+    assert rel_err(got, expected) < tol
+    for name, mine, theirs in zip(("theta", "phi", "values", "x"), got_grads, expected_grads):
+        if kernel != "frac" and name == "x":  # u does not depend on x: the gradient is exactly zero
+            assert mine.abs().max() == 0 and theirs.abs().max() == 0
+            continue
+        assert rel_err(mine, theirs) < grad_tol, name
+
+
+@pytest.mark.parametrize("kernel,s", KERNEL_S)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_float32_forward_and_gradients_match_the_formula(kernel, s, shape):
+    inputs = random_inputs(shape, seed_of("f32", kernel, s, shape))
+    check_against_oracle(inputs, kernel, s)
+
+
+@pytest.mark.parametrize("kernel,s", KERNEL_S)
+def test_float64_forward_and_gradients_match_the_formula(kernel, s):
+    """impl='cpu' also computes float64 (never the default): the backward's math, exactly."""
+    inputs = random_inputs((2, 23, 35, 6, 5), seed_of("f64", kernel, s))
+    check_against_oracle(inputs, kernel, s, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kernel,s", [("frac", 0.5), ("frac", 0.75), ("invfrac", 0.25), ("log", 0.5)])
+def test_gradcheck(kernel, s):
+    inputs = [t.requires_grad_() for t in random_inputs((2, 7, 5, 3, 2), seed_of("gradcheck", kernel, s))]
+    assert torch.autograd.gradcheck(lambda *a: pairwise_update(*a, kernel, s=s, impl="cpu"), inputs)
+
+
+@pytest.mark.parametrize("kernel,s", KERNEL_S)
+def test_queries_that_coincide_with_keys(kernel, s):
+    """Keys duplicated among the queries (and queries among each other): those pairs give 0."""
+    g = seed_of("coincide", kernel, s)
+    theta, phi, values, x = random_inputs((2, 40, 21, 8, 5), g)
+    theta = theta * torch.rand(2, 40, 1, generator=g, dtype=torch.float64) * 10
+    phi[:, :10] = theta[:, ::4][:, :10]  # ten keys equal queries 0, 4, 8, ...
+    theta[:, 1] = phi[:, 15]  # a query equal to a key that is not one of those
+    theta[0, 2] = theta[0, 0]  # a query twice
+    phi[1, 20] = phi[1, 3]  # a key twice, equal to a query
+    check_against_oracle((theta, phi, values, x), kernel, s, oracle=row_wise_update)
+
+
+@pytest.mark.parametrize("kernel", ["frac", "invfrac", "log"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_identical_embeddings_give_zero_update_and_gradients(kernel, dtype):
+    _, _, values, x = random_inputs((2, 13, 7, 4, 3), seed_of("identical", kernel))
+    point = torch.randn(2, 1, 4, generator=seed_of("point"), dtype=torch.float64) * 3
+    theta, phi = point.expand(2, 13, 4), point.expand(2, 7, 4)
+    u, grads = value_and_grads(lambda *a: pairwise_update(*a, kernel, impl="cpu"),
+                               [t.to(dtype) for t in (theta, phi, values, x)], torch.ones(2, 13, 3))
+    assert u.abs().max() == 0
+    assert all(gr.abs().max() == 0 for gr in grads)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e-4])
+@pytest.mark.parametrize("kernel,s", KERNEL_S)
+def test_large_and_tiny_magnitudes(kernel, s, scale):
+    inputs = random_inputs((2, 30, 17, 6, 4), seed_of("magnitude", kernel, s, scale), scale=scale)
+    check_against_oracle(inputs, kernel, s)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_compute_in_float32(dtype):
+    inputs = random_inputs((2, 25, 19, 8, 4), seed_of("half", dtype))
+    half = [t.to(dtype) for t in inputs]
+    grad_out = torch.randn(2, 25, 4, generator=seed_of("half grad"), dtype=torch.float64)
+    got, got_grads = value_and_grads(lambda *a: pairwise_update(*a, "frac", impl="cpu"), half, grad_out)
+    expected, expected_grads = value_and_grads(lambda *a: naive_update(*a, "frac"), [t.double() for t in half],
+                                               grad_out.to(dtype))
+    assert got.dtype == dtype and all(gr.dtype == dtype for gr in got_grads)
+    tol = 1e-2 if dtype == torch.float16 else 2e-2  # one rounding to the 16-bit output
+    assert rel_err(got, expected) < tol
+    assert all(rel_err(a, b) < tol for a, b in zip(got_grads, expected_grads))
+
+
+def test_result_does_not_depend_on_the_thread_count():
+    """Row blocks are computed whole by one thread: the forward is bitwise the same."""
+    inputs = [t.float() for t in random_inputs((1, 700, 300, 8, 16), seed_of("threads"))]
+    grad_out = torch.randn(1, 700, 16, generator=seed_of("threads grad"))
+    before = torch.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(value_and_grads(lambda *a: pairwise_update(*a, "frac", impl="cpu"), inputs, grad_out))
+    finally:
+        torch.set_num_threads(before)
+    (u1, g1), (u2, g2) = runs
+    assert torch.equal(u1, u2)
+    assert all(rel_err(a, b) < 1e-5 for a, b in zip(g1, g2))
+
+
+def test_backward_keeps_no_pairwise_matrix():
+    """Memory O((N + M)·C): what autograd saves for the backward is a few (N + M)·C tensors."""
+    shape = (1, 6000, 2000, 8, 16)
+    _, n_q, m, c_embed, c = shape
+    inputs = [t.float().requires_grad_() for t in random_inputs(shape, seed_of("memory"))]
+    saved = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        u = pairwise_update(*inputs, "frac", impl="cpu")
+    u.sum().backward()
+    bound = 4 * (n_q + m) * (c_embed + c + 1)
+    assert bound < n_q * m / 10
+    assert sum(saved) < bound
+    assert all(torch.isfinite(t.grad).all() for t in inputs)
+
+
+@pytest.mark.parametrize("kernel,s", KERNEL_S)
+def test_kernel_constants_agree_with_the_kernel_table(kernel, s):
+    """gain_b·ω'(d'²) + offset_b (what the C++ kernel and this module compute) is
+    nlseg.ops.kernels.distance_weight at d² = 4^l·d'², for scales 2^l of both signs."""
+    log2_scale = torch.tensor([-7.0, 0.0, 5.0], dtype=torch.float64)
+    spec = fused_spec(kernel, s, 0.1, 2, torch.float64)
+    gain, offset = function.batch_gain_offset(spec, log2_scale)
+    d2 = torch.tensor([0.01, 0.5, 3.0, 40.0], dtype=torch.float64)
+    if kernel == "log":
+        omega_prime = spec.coef * torch.log2(d2)
+    else:
+        omega_prime = d2 ** -spec.half_p
+    mine = gain[:, None] * omega_prime[None, :] + offset[:, None]
+    log_d2 = torch.log(d2)[None, :] + 2.0 * log2_scale[:, None] * torch.log(torch.tensor(2.0, dtype=torch.float64))
+    table = distance_weight(kernel, log_d2, torch.zeros_like(log_d2, dtype=torch.bool), s=s, lam=0.1, n=2)
+    torch.testing.assert_close(mine, table, rtol=1e-13, atol=0)
+
+
+def test_log_constant_term_is_a_runtime_argument():
+    """The log kernel's constant term reaches the C++ kernel as offset_b, not as a compiled γ:
+    changing the spec's constant shifts u by exactly c·Δ·mean(v) on the non-coincident pairs."""
+    theta, phi, values, x = (t.float() for t in random_inputs((1, 20, 16, 4, 3), seed_of("log term")))
+    spec = fused_spec("log", 0.5, 0.1, 2, torch.float32)
+    q, k, log_scale = function.condition_embeddings(theta, phi)
+    loaded = build.LIBRARY.load()
+    args = function.kernel_args(spec, loaded)
+    log2_scale = torch.round(log_scale.reshape(1).double() / torch.log(torch.tensor(2.0, dtype=torch.float64)))
+    gain, offset = function.batch_gain_offset(spec, log2_scale)
+    base, _ = function.DistanceSums.apply(q, k, values, gain, offset, args, loaded)
+    shifted, _ = function.DistanceSums.apply(q, k, values, gain, offset + 0.25, args, loaded)
+    torch.testing.assert_close(shifted - base, 0.25 * values.sum(1, keepdim=True).expand_as(base), rtol=1e-5,
+                               atol=1e-5)
+    assert spec.log_offset == pytest.approx(-kernel_constant("log", 0.5, 2) * EULER_GAMMA)  # the default term: γ
+
+
+def test_dispatch():
+    cpu = torch.device("cpu")
+    for kernel in ("frac", "invfrac", "log"):
+        assert default_implementation(kernel, cpu, torch.float32) == "cpu"
+        assert default_implementation(kernel, cpu, torch.bfloat16) == "cpu"
+        assert default_implementation(kernel, cpu, torch.float16) == "cpu"
+        assert default_implementation(kernel, cpu, torch.float64) == "reference"
+        assert default_implementation(kernel, torch.device("meta"), torch.float32) == "reference"
+    assert default_implementation("dot", cpu, torch.float32) == "associative"
+    assert default_implementation("gaussian", cpu, torch.float32) == "reference"
+
+
+def test_default_on_cpu_float32_is_the_cpu_kernel(monkeypatch):
+    calls = []
+    original = pairwise.IMPLEMENTATIONS["cpu"]
+    monkeypatch.setitem(pairwise.IMPLEMENTATIONS, "cpu", pairwise.Implementation(
+        lambda *a, **k: calls.append(1) or original.fn(*a, **k), original.kernels))
+    theta, phi, values, x = (t.float() for t in random_inputs((1, 9, 5, 3, 2), seed_of("default")))
+    pairwise_update(theta, phi, values, x, "log")
+    pairwise_update(theta.double(), phi.double(), values.double(), x.double(), "log")
+    assert calls == [1]
+
+
+def test_onnx_export_traces_the_reference():
+    """The ONNX exporter traces torch ops, so a pairwise operator exported as it is (not lowered)
+    gets the reference while tracing; the graph then computes new inputs like the reference."""
+    import onnxruntime as ort
+
+    from nlseg.onnx.export import trace_module
+
+    op = PairwiseOperator("frac", s=0.5)
+    first = tuple(t.float() for t in random_inputs((1, 12, 6, 4, 3), seed_of("trace", 1)))
+    second = [t.float() for t in random_inputs((1, 12, 6, 4, 3), seed_of("trace", 2))]
+    names = ["theta", "phi", "values", "x"]
+    model = trace_module(op, first, names, ["u"], {}, 17, plugin=False)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (u,) = session.run(None, {name: t.numpy() for name, t in zip(names, second)})
+    torch.testing.assert_close(torch.from_numpy(u), pairwise_reference(*second, "frac"), rtol=1e-5, atol=1e-6)
+    assert default_implementation("frac", torch.device("cpu"), torch.float32) == "cpu"  # export over
+
+
+@pytest.mark.parametrize("cxx", ["/nonexistent/c++", "false"])
+def test_build_failure_falls_back_to_the_reference_with_one_warning(monkeypatch, cxx):
+    """A missing compiler, or one that fails: one warning, then the reference; never a crash."""
+    failing = KernelLibrary(cxx=cxx)
+    monkeypatch.setattr(function, "LIBRARY", failing)
+    monkeypatch.setattr(pairwise, "CPU_KERNEL", failing)
+    inputs = [t.float() for t in random_inputs((2, 11, 6, 4, 3), seed_of("fallback"))]
+    assert default_implementation("frac", torch.device("cpu"), torch.float32) == "cpu"  # not tried yet
+    with pytest.warns(KernelBuildWarning, match="reference"):
+        first = pairwise_update(*inputs, "frac")
+    assert failing.failed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = pairwise_update(*inputs, "frac", impl="cpu")
+    expected = pairwise_reference(*inputs, "frac")
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert default_implementation("frac", torch.device("cpu"), torch.float32) == "reference"
+
+
+def test_concurrent_builds_share_one_library(tmp_path, monkeypatch):
+    """Two loaders building into one empty cache at once (pytest-xdist workers, DDP ranks):
+    each compiles to a temporary name and renames it into place; both load a whole library."""
+    import threading
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    loaders = [KernelLibrary(), KernelLibrary()]
+    results = [None, None]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, loaders[i].load())) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r is not None for r in results), [loader.failure for loader in loaders]
+    built = list((tmp_path / "nlseg_pairwise_cpu").iterdir())
+    assert len(built) == 1 and built[0].suffix == ".so"
