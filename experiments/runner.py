@@ -23,7 +23,6 @@ import torch
 from experiments.definitions import EXPERIMENTS, Experiment, NETWORKS, Network, Setting
 from nlseg.analysis import model_cost
 from nlseg.checkpoint import load_model
-from nlseg.cli import options as opt
 from nlseg.data.registry import Request, dataset_info, load_split
 from nlseg.data.split import Split
 from nlseg.errors import InputError
@@ -87,9 +86,8 @@ def network_config(network: Network, dataset: str, setting: Setting) -> ModelCon
         blocks = tuple(max(1, math.ceil(b / block_div)) for b in base.blocks)
         channels = tuple(max(2, 2 * round(c / channel_div / 2)) for c in base.channels)
     pool = setting.pool if setting.pool is not None and network.nonlocal_op else network.pool
-    dash = (lambda v: None if v is None else "-".join(map(str, v)))
-    return opt.model_config(preset, network.model, dash(blocks), dash(channels), network.nonlocal_op, network.s,
-                            network.stages, pool, None)
+    return ModelConfig.from_preset(preset, arch=network.model, blocks=blocks, channels=channels,
+                                   nonlocal_kernel=network.nonlocal_op, s=network.s, stages=network.stages, pool=pool)
 
 
 def run_name(config: ModelConfig) -> str:

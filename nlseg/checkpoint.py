@@ -8,6 +8,7 @@ Layout (a plain dict of tensors and JSON-able values):
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise InputError(f"{p}: checkpoint not found")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before refusing a pickle: the one line below says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise InputError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -1,5 +1,33 @@
-"""Errors the command line reports as one line naming the flag or file, without a traceback."""
+"""Errors about what a user passed in, reported as one line without a traceback.
+
+Library code names the *parameter* that is wrong (``param="calib_data"``), never a command-line
+flag; the command line turns the parameter into its flag (``--calib-data``) when it prints the
+error, and a Python caller sees the parameter name it passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
 
 
-class InputError(Exception):
-    """Bad user input: a flag value, a missing or malformed file."""
+class InputError(ValueError):
+    """Bad user input: an argument value, a missing or malformed file.
+
+    ``param`` is the name of the offending parameter (a keyword of the API, a ``ModelConfig``
+    field), or None when the message already names the file it is about.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def __str__(self) -> str:
+        return self.message if self.param is None else f"{self.param}: {self.message}"
+
+    def as_flag(self, flags: Mapping[str, str]) -> str:
+        """The message with ``param`` shown as the command-line flag ``flags`` maps it to (or ``--param``)."""
+        if self.param is None:
+            return self.message
+        flag = flags.get(self.param, "--" + self.param.replace("_", "-"))
+        return f"{flag}: {self.message}"

@@ -1,4 +1,4 @@
-"""Writing files so that nothing half-written ever sits under its final name."""
+"""Files: which suffixes are images, and writing so that nothing half-written sits under its final name."""
 
 from __future__ import annotations
 
@@ -7,6 +7,35 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from nlseg.errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+
+
+def writable_dir(path: str | os.PathLike[str], param: str = "out") -> Path:
+    """``path`` as an output folder, created if needed; InputError naming ``param`` when it cannot be one."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a folder", param=param)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write to {folder} ({exc.strerror or exc})", param=param) from None
+    return folder
+
+
+def writable_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], param: str = "out") -> Path:
+    """``path`` as an output file with one of ``suffixes``; InputError naming ``param`` when it cannot be written."""
+    file = Path(path)
+    if file.suffix.lower() not in suffixes:
+        raise InputError(f"{file}: expected a file name ending in {' or '.join(suffixes)}", param=param)
+    if file.is_dir():
+        raise InputError(f"{file} is a folder", param=param)
+    writable_dir(file.parent, param)
+    return file
 
 
 @contextmanager

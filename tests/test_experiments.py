@@ -19,7 +19,6 @@ from experiments.runner import network_config, run_experiment, run_name
 from nlseg.errors import InputError
 from nlseg.nn.config import build_model
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 QUIET = (lambda line: None)
 
 
@@ -171,9 +170,25 @@ def test_noise_table_evaluates_the_table_5_2_models(benchmarks, tmp_path):
     assert noisy.cells["diffusion"]["cifar10"].run_dirs == clean.cells["diffusion"]["cifar10"].run_dirs
 
 
-def test_bdd100k_table_on_the_fixture(tmp_path):
+def _bdd100k_folder(root: Path) -> Path:
+    """A tiny BDD100K 10k-layout folder: rendered driving scenes and their train-id masks."""
+    import cv2
+
+    from nlseg.data.synthetic.scene import render_scene
+
+    for split, count in (("train", 3), ("val", 2)):
+        (root / "images" / "10k" / split).mkdir(parents=True)
+        (root / "labels" / "sem_seg" / "masks" / split).mkdir(parents=True)
+        for i in range(count):
+            rgb, labels = render_scene([5, len(split), i], (16, 24))
+            cv2.imwrite(str(root / "images" / "10k" / split / f"{split}{i}.jpg"), rgb[:, :, ::-1])
+            cv2.imwrite(str(root / "labels" / "sem_seg" / "masks" / split / f"{split}{i}.png"), labels)
+    return root
+
+
+def test_bdd100k_table_on_a_bdd100k_layout_folder(tmp_path):
     outcome = run_experiment("table5.8", "reduced", out=tmp_path, networks="hamiltonian,invfrac",
-                             data_dirs={"bdd100k": FIXTURES / "bdd100k_layout"}, log=QUIET)
+                             data_dirs={"bdd100k": _bdd100k_folder(tmp_path / "bdd100k")}, log=QUIET)
     final = outcome.cells["invfrac"]["bdd100k"].per_seed[0]
     assert set(final) == {"pixel_accuracy", "soft_iou", "miou"} and final["pixel_accuracy"] is not None
     text, _ = write_report(outcome, tmp_path / "results", "test")

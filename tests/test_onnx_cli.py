@@ -18,7 +18,7 @@ from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
 from nlseg.nn.config import ModelConfig, build_model
 from nlseg.onnx import read_metadata
 from nlseg.onnx.ort_op import custom_op_available
-from nlseg.onnx.weights import state_digest
+from nlseg.onnx.source_model import state_digest
 
 TINY = ["--blocks", "1-1-1", "--channels", "8-8-8"]
 RUNS_PLUGIN = pytest.mark.skipif(not custom_op_available(),

@@ -10,7 +10,8 @@ import pytest
 from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig
-from nlseg.onnx.metadata import PREFIX, ModelMetadata, WeightsOrigin, class_labels, read_metadata, write_metadata
+from nlseg.contract import class_labels
+from nlseg.onnx.metadata import PREFIX, ModelMetadata, WeightsOrigin, read_metadata, write_metadata
 
 CONFIG = ModelConfig.from_preset("bdd100k", blocks=(1, 1, 1), channels=(8, 8, 8), nonlocal_kernel="log", pool=0)
 

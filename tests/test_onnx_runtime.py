@@ -15,7 +15,7 @@ from nlseg.nn.config import ModelConfig
 from nlseg.onnx.export import ExportOptions, export_onnx
 from nlseg.onnx.ort_op import custom_op_available, open_session, pairwise_kernel
 from nlseg.onnx.simplify import SIMPLIFIERS, simplify_model
-from nlseg.onnx.weights import random_init
+from nlseg.onnx.source_model import random_init
 from nlseg.ops import pairwise_update
 
 CONFIG = ModelConfig.from_preset("bdd100k", blocks=(1, 1, 1), channels=(8, 8, 8), nonlocal_kernel="invfrac", s=0.3)

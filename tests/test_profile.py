@@ -89,7 +89,7 @@ def test_per_pixel_mean_reaches_both_backends(tmp_path):
     """A thesis-recipe checkpoint subtracts a per-pixel mean (§4.4): torch and ONNX runtimes apply it alike."""
     import torch
 
-    from nlseg.runtime.frames import preprocess
+    from nlseg.contract import preprocess
     from nlseg.runtime.ort_backend import OrtBackend
     from nlseg.runtime.torch_backend import TorchBackend
 

@@ -94,7 +94,7 @@ def captured_build(monkeypatch):
 
 def tiny_source():
     from nlseg.nn.config import ModelConfig
-    from nlseg.onnx.weights import random_init
+    from nlseg.onnx.source_model import random_init
 
     config = ModelConfig.from_preset("bdd100k", blocks=(1, 1, 1), channels=(8, 8, 8), nonlocal_kernel="log")
     return random_init(config, seed=0)

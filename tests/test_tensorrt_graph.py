@@ -20,7 +20,7 @@ from nlseg.nn.config import ModelConfig
 from nlseg.onnx.custom_op import DOMAIN, OP_TYPE
 from nlseg.onnx.export import ExportOptions, export_onnx
 from nlseg.onnx.ort_op import custom_op_available, open_session
-from nlseg.onnx.weights import random_init
+from nlseg.onnx.source_model import random_init
 from nlseg.tensorrt.graph import PREFIX, PluginInputs, _traced, fused_nodes, tensor_types, tensorrt_graph
 from nlseg.tensorrt.rules import PLUGIN_INPUTS
 

@@ -39,7 +39,9 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None, prog_name: str) -> N
     try:
         typer_app(args=argv, prog_name=prog_name)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from nlseg.cli.options import FLAGS
+
+        print(f"error: {exc.as_flag(FLAGS)}", file=sys.stderr)
         sys.exit(2)
 
 

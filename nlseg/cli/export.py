@@ -1,64 +1,22 @@
-"""``nlseg export``: a checkpoint (or an untrained architecture) to ONNX, or to a TensorRT engine."""
+"""``nlseg export``: a checkpoint (or an untrained architecture) to ONNX, or to a TensorRT engine
+(:func:`nlseg.api.export_model`)."""
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from nlseg.api.export import FORMATS, Exported, export_model
 from nlseg.assets import demo_weights
 from nlseg.cli import app
 from nlseg.cli import options as opt
 from nlseg.errors import InputError
-from nlseg.onnx.export import DEFAULT_OPSET, ExportOptions, export_onnx
-from nlseg.onnx.weights import SourceModel, from_checkpoint, random_init
-from nlseg.tensorrt.build import BuildResult
+from nlseg.onnx.export import DEFAULT_OPSET
+from nlseg.onnx.source_model import SourceModel, random_init
 from nlseg.tensorrt.compat import import_tensorrt
-from nlseg.tensorrt.export import EngineRequest, export_engine, write_triton_repository
-from nlseg.tensorrt.triton_server import serve_command
-
-FORMATS: tuple[str, ...] = ("onnx", "engine")
-SUFFIXES = {"onnx": (".onnx",), "engine": (".engine", ".plan")}
-ENGINE_FLAGS: tuple[str, ...] = ("int8", "calib_data", "min_shape", "opt_shape", "max_shape", "workspace",
-                                 "timing_cache")
-MODEL_FLAGS: tuple[str, ...] = ("dataset", "model", "blocks", "channels", "nonlocal_op", "layout", "s", "stages", "pool", "h")
-
-
-def _source(ctx: typer.Context, weights: Path | None, random: bool, seed: int, flags: dict[str, Any]) -> SourceModel:
-    """The model to export: WEIGHTS, the demo weights, or the model flags' architecture under ``seed``."""
-    if random:
-        if weights is not None:
-            raise InputError(f"{weights}: pass either WEIGHTS or --random-init, not both")
-        try:
-            arch = {k: v for k, v in flags.items() if k != "layout"}
-            return random_init(opt.model_config(**arch, layout=flags["layout"]), seed)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    given = [name for name in MODEL_FLAGS
-             if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")]
-    if given:
-        flag = "--nonlocal" if given[0] == "nonlocal_op" else f"--{given[0].replace('_', '-')}"
-        raise InputError(f"{flag}: model flags describe an untrained architecture; add --random-init "
-                         "(a checkpoint carries its own architecture)")
-    return from_checkpoint(weights if weights is not None else demo_weights())
-
-
-def _check_out(out: Path, fmt: str = "onnx") -> None:
-    """InputError naming --out when the file cannot be written there (checked before exporting)."""
-    if out.suffix.lower() not in SUFFIXES[fmt]:
-        raise InputError(f"--out: {out}: expected a file name ending in {' or '.join(SUFFIXES[fmt])} for --format {fmt}")
-    if out.is_dir():
-        raise InputError(f"--out: {out} is a directory")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out.parent):
-            pass
-    except OSError as exc:
-        raise InputError(f"--out: cannot write to {out.parent} ({exc.strerror or exc})") from None
-
+from nlseg.tensorrt.model_repository import serve_command
 
 Weights = Annotated[Optional[Path], typer.Argument(
     help="Checkpoint .pt (default: the bundled demo weights); with --format engine also an nlseg .onnx export.")]
@@ -90,8 +48,10 @@ InputSize = Annotated[Optional[str], typer.Option(
 
 
 @app.command()
+@opt.with_model_flags
 def export(
     ctx: typer.Context,
+    model_flags: opt.ModelFlags,
     weights: Weights = None,
     out: Out = None,
     fmt: Format = "onnx",
@@ -114,83 +74,44 @@ def export(
     timing_cache: TimingCache = None,
     triton_repo: TritonRepo = None,
     dataset: opt.Dataset = "bdd100k",
-    model: opt.Model = "hamiltonian",
-    blocks: opt.Blocks = None,
-    channels: opt.Channels = None,
-    nonlocal_op: opt.Nonlocal = None,
-    layout: opt.Layout = "thesis",
-    s: opt.S = None,
-    stages: opt.Stages = None,
-    pool: opt.Pool = None,
-    h: opt.H = None,
 ) -> None:
     """Export a model to ONNX: a portable graph of standard operators, or with --plugin one
     nlseg::PairwiseKernel node per pairwise update; metadata for nlseg infer / profile / check.
     With --trt (--format engine): a TensorRT engine with the PairwiseKernel plugin, and its .engine.json."""
-    if fmt not in FORMATS:
-        raise InputError(f"--format: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if trt and fmt != "engine" and _given(ctx, "fmt"):
         raise InputError(f"--trt builds an engine; it contradicts --format {fmt}")
     fmt = "engine" if trt else fmt
+    if fmt not in FORMATS:
+        raise InputError(f"--format: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "engine":
-        trt_module = import_tensorrt("--trt" if trt else "--format engine")
-    else:
-        engine_only = [name for name in ENGINE_FLAGS if _given(ctx, name)]
-        if engine_only:
-            raise InputError(f"--{engine_only[0].replace('_', '-')}: applies to TensorRT engines (--trt)")
-    out = out if out is not None else Path("model.engine" if fmt == "engine" else "model.onnx")
-    _check_out(out, fmt)
-    if weights is not None and weights.suffix.lower() == ".onnx":
-        if fmt != "engine":
-            raise InputError(f"{weights}: already an ONNX export; --trt builds it into an engine")
-        if random:
-            raise InputError(f"{weights}: pass either an ONNX export or --random-init, not both")
-        request = _engine_request(half, int8, calib_data, min_shape, opt_shape, max_shape, workspace, timing_cache)
-        result = export_engine(trt_module, out, request, onnx_path=weights)
-        _report_engine(result)
-        if triton_repo is not None:
-            _report_repo(triton_repo, write_triton_repository(triton_repo, out.stem, None, result.metadata.model,
-                                                              ExportOptions(opset=opset)))
-        return
-    flags = dict(dataset=dataset, model=model, blocks=blocks, channels=channels, nonlocal_op=nonlocal_op,
-                 layout=layout, s=s, stages=stages, pool=pool, h=h)
-    source = _source(ctx, weights, random, seed, flags)
-    if input_size is not None:
-        size = opt.parse_size(input_size, "--input-size")
-        if len(size) != 2:
-            raise InputError(f"--input-size: expected HxW such as 90x160, got {input_size!r}")
-        if source.config.task == "classify" and size != source.config.image_size:
-            raise InputError(f"--input-size: the classifier's dense head is fixed to "
-                             f"{source.config.image_size[0]}x{source.config.image_size[1]}")
-        source = replace(source, config=replace(source.config, image_size=(size[0], size[1])))
-    options = ExportOptions(graph="plugin" if plugin else "portable", opset=opset, dynamic=dynamic,
-                            half=half, simplify=simplify, with_argmax=with_argmax)
-    if fmt == "engine":
-        request = _engine_request(half, int8, calib_data, min_shape, opt_shape, max_shape, workspace, timing_cache)
-        built = export_engine(trt_module, out, request, source=source, options=options,
-                              dataset=dataset if random else None)
-        _report_engine(built)
-        if triton_repo is not None:
-            _report_repo(triton_repo, write_triton_repository(triton_repo, out.stem, source, built.metadata.model,
-                                                              options, built, dataset if random else None))
-        return
-    try:
-        result = export_onnx(source, out, options, dataset=dataset if random else None)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    except OSError as exc:
-        raise InputError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
-    meta = result.metadata
-    axes = "/".join(meta.dynamic_axes) or "none"
-    ops = ", ".join(f"{n} {op}" for op, n in sorted(result.op_counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    print(f"wrote {result.path}: {meta.graph} graph, opset {opset}, {meta.precision}, dynamic axes {axes}, "
-          f"outputs {', '.join(meta.outputs)}")
-    if result.simplified is not None:
-        print(result.simplified)
-    print(f"{sum(result.op_counts.values())} nodes: {ops}")
+        import_tensorrt("--trt" if trt else "--format engine")  # before anything else: say what is missing
+    result = export_model(
+        _source(ctx, weights, random, seed, model_flags, dataset), out, fmt, opset=opset, dynamic=dynamic, half=half,
+        simplify=simplify, with_argmax=with_argmax, plugin=plugin, input_size=opt.parse_hw(input_size, "--input-size"),
+        int8=int8, calib_data=calib_data, min_shape=_shape(min_shape, "--min-shape"),
+        opt_shape=_shape(opt_shape, "--opt-shape"), max_shape=_shape(max_shape, "--max-shape"), workspace=workspace,
+        timing_cache=timing_cache, triton_repo=triton_repo, dataset=dataset if random else None)
+    _report(result, opset)
     if triton_repo is not None:
-        _report_repo(triton_repo, write_triton_repository(triton_repo, out.stem, source, meta, options,
-                                                          dataset=dataset if random else None))
+        models = sorted({p.relative_to(triton_repo).parts[0] for p in result.repository})
+        print(f"wrote Triton model repository {triton_repo}: {', '.join(models)}; serve it with: "
+              f"{serve_command(triton_repo)}")
+
+
+def _source(ctx: typer.Context, weights: Path | None, random: bool, seed: int, flags: opt.ModelFlags,
+            dataset: str) -> SourceModel | Path:
+    """What to export: WEIGHTS (a checkpoint, or an ONNX export for an engine), the bundled weights, or the
+    model flags' architecture under ``seed``."""
+    if random:
+        if weights is not None:
+            raise InputError(f"{weights}: pass either WEIGHTS or --random-init, not both")
+        return random_init(flags.config(dataset), seed)
+    given = [name for name in (*opt.MODEL_FLAG_NAMES, "dataset") if _given(ctx, name)]
+    if given:
+        flag = "--nonlocal" if given[0] == "nonlocal_op" else f"--{given[0].replace('_', '-')}"
+        raise InputError(f"{flag}: model flags describe an untrained architecture; add --random-init "
+                         "(a checkpoint carries its own architecture)")
+    return weights if weights is not None else demo_weights()
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -201,21 +122,25 @@ def _shape(text: str | None, flag: str) -> tuple[int, ...] | None:
     return None if text is None else opt.parse_size(text, flag)
 
 
-def _engine_request(half: bool, int8: bool, calib_data: Path | None, min_shape: str | None, opt_shape: str | None,
-                    max_shape: str | None, workspace: int | None, timing_cache: Path | None) -> EngineRequest:
-    if calib_data is not None and not int8:
-        raise InputError("--calib-data: calibration data is for --int8")
-    return EngineRequest(half=half, int8=int8, calib_data=calib_data, min_shape=_shape(min_shape, "--min-shape"),
-                         opt_shape=_shape(opt_shape, "--opt-shape"), max_shape=_shape(max_shape, "--max-shape"),
-                         workspace_mb=workspace, timing_cache=timing_cache)
-
-
-def _report_engine(result: BuildResult) -> None:
-    meta = result.metadata
+def _report(result: Exported, opset: int) -> None:
+    if result.onnx is not None:
+        meta = result.onnx.metadata
+        axes = "/".join(meta.dynamic_axes) or "none"
+        counts = result.onnx.op_counts
+        ops = ", ".join(f"{n} {op}" for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        print(f"wrote {result.path}: {meta.graph} graph, opset {opset}, {meta.precision}, dynamic axes {axes}, "
+              f"outputs {', '.join(meta.outputs)}")
+        if result.onnx.simplified is not None:
+            print(result.onnx.simplified)
+        print(f"{sum(counts.values())} nodes: {ops}")
+        return
+    built = result.engine
+    assert built is not None
+    meta = built.metadata
     major, minor = meta.compute_capability
     typing = "strongly typed" if meta.strongly_typed else "builder flags"
-    print(f"wrote {result.engine}: TensorRT {meta.tensorrt_version}, {meta.precision} ({typing}), "
-          f"{meta.gpu_name} (sm_{major}{minor}), input {meta.profile.describe()}, built in {result.seconds:.1f} s")
+    print(f"wrote {built.engine}: TensorRT {meta.tensorrt_version}, {meta.precision} ({typing}), "
+          f"{meta.gpu_name} (sm_{major}{minor}), input {meta.profile.describe()}, built in {built.seconds:.1f} s")
     plugin = meta.plugin
     if plugin is not None:
         print(f"{plugin.count} {plugin.namespace}::{plugin.name} v{plugin.version} plugin nodes "
@@ -223,9 +148,4 @@ def _report_engine(result: BuildResult) -> None:
               f"plugin layers of {meta.layers} in the engine")
     if meta.lowered_pairwise:
         print(f"{meta.lowered_pairwise} pairwise updates (dot / gaussian) as standard TensorRT layers")
-    print(f"metadata {result.metadata_file}; graph TensorRT parsed {result.onnx_file}")
-
-
-def _report_repo(root: Path, files: list[Path]) -> None:
-    models = sorted({p.relative_to(root).parts[0] for p in files})
-    print(f"wrote Triton model repository {root}: {', '.join(models)}; serve it with: {serve_command(root)}")
+    print(f"metadata {built.metadata_file}; graph TensorRT parsed {built.onnx_file}")

@@ -1,37 +1,87 @@
-"""Model flags shared by ``nlseg summary``, ``train``, ``export`` and ``profile``."""
+"""Flags shared by several commands: the model flags (declared once, added by :func:`with_model_flags`),
+size parsing, and the names under which the command line shows a library parameter.
+
+The command line only parses strings here; every rule of an architecture is checked by
+:class:`~nlseg.nn.config.ModelConfig` itself, whose errors name a field that :data:`FLAGS`
+turns into the flag that sets it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Annotated, Optional
+import functools
+import inspect
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from nlseg.errors import InputError
-from nlseg.nn.config import ARCHITECTURES, ModelConfig
+from nlseg.nn.config import ARCHITECTURES, NONLOCAL_CHOICES, ModelConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
 
-# CLI names of the nonlocal operators -> pairwise kernels (DESIGN §2.3); "diffusion" is 𝓛 (4.1).
-NONLOCAL_CHOICES: dict[str, str | None] = {
-    "none": None,
-    "diffusion": "dot",
-    "gaussian": "gaussian",
-    "frac": "frac",
-    "invfrac": "invfrac",
-    "log": "log",
-}
+# Library parameter / ModelConfig field -> the flag that sets it, where the two names differ.
+FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size",
+                         "imgsz": "--imgsz", "weights": "WEIGHTS"}
 
 Dataset = Annotated[str, typer.Option("--dataset", help=f"Architecture preset: {', '.join(PRESETS)}.")]
-Model = Annotated[str, typer.Option("--model", help=f"Block type or baseline: {', '.join(ARCHITECTURES)}.")]
-Blocks = Annotated[Optional[str], typer.Option("--blocks", help="Blocks per Unit, e.g. 6-6-6.")]
-Channels = Annotated[Optional[str], typer.Option("--channels", help="Channels per Unit, e.g. 32-64-112.")]
-Nonlocal = Annotated[Optional[str], typer.Option(
-    "--nonlocal", help=f"Nonlocal operator: {', '.join(NONLOCAL_CHOICES)} (default: none; realtime layout: diffusion).")]
-S = Annotated[Optional[float], typer.Option("--s", help="Exponent s of frac / invfrac, 0 < s < 1 (default 0.5).")]
-Stages = Annotated[Optional[int], typer.Option("--stages", help="Stages per Nonlocal Block (default 2).")]
-Pool = Annotated[Optional[int], typer.Option("--pool", help="Subsampling pool of the Nonlocal Block, 0 = none (default: preset).")]
-H = Annotated[Optional[float], typer.Option("--h", help="Step size h of the Blocks (default 0.06).")]
-Layout = Annotated[str, typer.Option("--layout", help=f"Network layout: {', '.join(LAYOUTS)} (realtime: segmenters only).")]
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    """The model flags as typed (None: the preset's or layout's value)."""
+
+    model: str = "hamiltonian"
+    blocks: Optional[str] = None
+    channels: Optional[str] = None
+    nonlocal_op: Optional[str] = None
+    layout: str = "thesis"
+    s: Optional[float] = None
+    stages: Optional[int] = None
+    pool: Optional[int] = None
+    h: Optional[float] = None
+
+    def config(self, dataset: str, **settings: Any) -> ModelConfig:
+        """The ModelConfig for preset ``dataset``; ``settings`` are further ModelConfig fields."""
+        return ModelConfig.from_preset(
+            dataset, layout=self.layout, arch=self.model, blocks=parse_ints(self.blocks, "--blocks"),
+            channels=parse_ints(self.channels, "--channels"), nonlocal_kernel=self.nonlocal_op, s=self.s,
+            stages=self.stages, pool=self.pool, h=self.h, **settings)
+
+
+# The flags of ModelFlags, in the order --help lists them.
+_MODEL_FLAGS: dict[str, Any] = {
+    "model": Annotated[str, typer.Option("--model", help=f"Block type or baseline: {', '.join(ARCHITECTURES)}.")],
+    "blocks": Annotated[Optional[str], typer.Option("--blocks", help="Blocks per Unit, e.g. 6-6-6.")],
+    "channels": Annotated[Optional[str], typer.Option("--channels", help="Channels per Unit, e.g. 32-64-112.")],
+    "nonlocal_op": Annotated[Optional[str], typer.Option(
+        "--nonlocal", help=f"Nonlocal operator: {', '.join(NONLOCAL_CHOICES)} (default: none; realtime layout: "
+                           "diffusion).")],
+    "layout": Annotated[str, typer.Option(
+        "--layout", help=f"Network layout: {', '.join(LAYOUTS)} (realtime: segmenters only).")],
+    "s": Annotated[Optional[float], typer.Option("--s", help="Exponent s of frac / invfrac, 0 < s < 1 (default 0.5).")],
+    "stages": Annotated[Optional[int], typer.Option("--stages", help="Stages per Nonlocal Block (default 2).")],
+    "pool": Annotated[Optional[int], typer.Option(
+        "--pool", help="Subsampling pool of the Nonlocal Block, 0 = none (default: preset).")],
+    "h": Annotated[Optional[float], typer.Option("--h", help="Step size h of the Blocks (default 0.06).")],
+}
+MODEL_FLAG_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ModelFlags))
+
+
+def with_model_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the model flags to a Typer command, which receives them as ``model_flags: ModelFlags``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "model_flags"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_MODEL_FLAGS[name],
+                               default=getattr(ModelFlags, name)) for name in MODEL_FLAG_NAMES]
+    keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = ModelFlags(**{name: kwargs.pop(name) for name in MODEL_FLAG_NAMES})
+        return command(**kwargs, model_flags=flags)
+
+    wrapper.__signature__ = signature.replace(parameters=[*keyword_only, *added])  # type: ignore[attr-defined]
+    return wrapper
 
 
 def parse_ints(text: str | None, flag: str) -> tuple[int, ...] | None:
@@ -58,61 +108,30 @@ def parse_size(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
-def model_config(
-    dataset: str,
-    model: str,
-    blocks: str | None,
-    channels: str | None,
-    nonlocal_op: str | None,
-    s: float | None,
-    stages: int | None,
-    pool: int | None,
-    h: float | None,
-    *,
-    layout: str = "thesis",
-) -> ModelConfig:
-    """The ModelConfig the model flags describe; InputError naming the flag on bad values."""
-    if dataset not in PRESETS:
-        raise InputError(f"--dataset: unknown dataset {dataset!r}; expected one of {', '.join(PRESETS)}")
-    if model not in ARCHITECTURES:
-        raise InputError(f"--model: unknown model {model!r}; expected one of {', '.join(ARCHITECTURES)}")
-    if nonlocal_op is not None and nonlocal_op not in NONLOCAL_CHOICES:
-        raise InputError(f"--nonlocal: unknown operator {nonlocal_op!r}; expected one of {', '.join(NONLOCAL_CHOICES)}")
-    if layout not in LAYOUTS:
-        raise InputError(f"--layout: unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
-    if layout != "thesis" and PRESETS[dataset].task != "segment":
-        raise InputError(f"--layout {layout}: a segmentation layout; --dataset {dataset} is a classification set")
-    if layout != "thesis" and model not in ("hamiltonian", "leapfrog", "midpoint"):
-        raise InputError(f"--layout {layout}: needs a Hamiltonian, Leapfrog or Midpoint --model, not {model}")
-    default_kernel = LAYOUTS[layout].get("nonlocal_kernel")
-    kernel = default_kernel if nonlocal_op is None else NONLOCAL_CHOICES[nonlocal_op]
-    if kernel is not None and model not in ("hamiltonian", "leapfrog", "midpoint"):
-        raise InputError(f"--nonlocal: {model} is a baseline without Nonlocal Blocks; use --nonlocal none")
-    if s is not None and kernel in ("frac", "invfrac") and not 0 < s < 1:
-        raise InputError(f"--s: the {nonlocal_op} kernel needs 0 < s < 1, got {s}")
-    if stages is not None and stages < 1:
-        raise InputError(f"--stages: need at least 1, got {stages}")
-    if pool is not None and pool < 0:
-        raise InputError(f"--pool: need 0 (none) or a positive pool size, got {pool}")
-    if h is not None and not h > 0:
-        raise InputError(f"--h: the step size must be positive, got {h}")
-    block_counts = parse_ints(blocks, "--blocks")
-    channel_counts = parse_ints(channels, "--channels")
-    config = ModelConfig.from_preset(
-        dataset,
-        layout=layout,
-        arch=model,
-        blocks=block_counts,
-        channels=channel_counts,
-        s=s,
-        stages=stages,
-        pool=pool,
-        h=h,
-    )
-    config = replace(config, nonlocal_kernel=kernel)
-    if len(config.blocks) != len(config.channels):
-        raise InputError(f"--blocks {'-'.join(map(str, config.blocks))} and --channels "
-                         f"{'-'.join(map(str, config.channels))} must name the same number of Units")
-    if model == "hamiltonian" and any(c % 2 for c in config.channels):
-        raise InputError(f"--channels: Hamiltonian Blocks split channels in halves; all must be even, got {channels}")
-    return config
+def parse_hw(text: str | None, flag: str) -> tuple[int, int] | None:
+    """'90x160' -> (90, 160) (None stays None); an InputError naming ``flag`` for anything but HxW."""
+    if text is None:
+        return None
+    size = parse_size(text, flag)
+    if len(size) != 2:
+        raise InputError(f"{flag}: expected HxW such as 90x160, got {text!r}")
+    return size[0], size[1]
+
+
+# Transitional: `nlseg train` still declares the model flags itself (being edited for CamVid); it moves
+# to with_model_flags next, and these go.
+Model = _MODEL_FLAGS["model"]
+Blocks = _MODEL_FLAGS["blocks"]
+Channels = _MODEL_FLAGS["channels"]
+Nonlocal = _MODEL_FLAGS["nonlocal_op"]
+Layout = _MODEL_FLAGS["layout"]
+S = _MODEL_FLAGS["s"]
+Stages = _MODEL_FLAGS["stages"]
+Pool = _MODEL_FLAGS["pool"]
+H = _MODEL_FLAGS["h"]
+
+
+def model_config(dataset: str, model: str, blocks: str | None, channels: str | None, nonlocal_op: str | None,
+                 s: float | None, stages: int | None, pool: int | None, h: float | None, *,
+                 layout: str = "thesis") -> ModelConfig:
+    return ModelFlags(model, blocks, channels, nonlocal_op, layout, s, stages, pool, h).config(dataset)

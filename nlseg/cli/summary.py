@@ -24,17 +24,10 @@ def _count(value: int) -> str:
 
 
 @app.command()
+@opt.with_model_flags
 def summary(
+    model_flags: opt.ModelFlags,
     dataset: opt.Dataset = "cifar10",
-    model: opt.Model = "hamiltonian",
-    blocks: opt.Blocks = None,
-    channels: opt.Channels = None,
-    nonlocal_op: opt.Nonlocal = None,
-    layout: opt.Layout = "thesis",
-    s: opt.S = None,
-    stages: opt.Stages = None,
-    pool: opt.Pool = None,
-    h: opt.H = None,
     input_size: Annotated[
         Optional[str], typer.Option("--input-size", help="HxW to count at (default: the preset's size).")
     ] = None,
@@ -42,20 +35,15 @@ def summary(
 ) -> None:
     """Print parameters and multiply-adds per layer: 'MACs' counts pairwise products as if the
     N×M matrix were formed (thesis Tables 6.1, 6.2), 'executed' what nlseg actually runs."""
-    config = opt.model_config(dataset, model, blocks, channels, nonlocal_op, s, stages, pool, h, layout=layout)
+    config = model_flags.config(dataset)
     size = config.image_size
-    if input_size is not None:
-        parsed = opt.parse_size(input_size, "--input-size")
-        if len(parsed) != 2:
-            raise InputError(f"--input-size: expected HxW such as 90x160, got {input_size!r}")
+    parsed = opt.parse_hw(input_size, "--input-size")
+    if parsed is not None:
         if config.task == "classify" and parsed != config.image_size:
             raise InputError(f"--input-size: the {dataset} classifier's dense head is fixed to "
                              f"{config.image_size[0]}x{config.image_size[1]}")
-        size = (parsed[0], parsed[1])
-    try:
-        net = build_model(config)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+        size = parsed
+    net = build_model(config)
     cost = model_cost(net, (1, config.in_channels, *size))
 
     console = table_console()

@@ -26,13 +26,15 @@ import torch
 from torch import nn
 
 import nlseg
+from nlseg.contract import info_from_checkpoint
+from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.custom_op import DOMAIN, INPUTS, OP_TYPE, OPSET_VERSION
 from nlseg.onnx.lowering import GRAPH_FORMS, lower_model, register_symbolics
-from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, class_labels, write_metadata
+from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, write_metadata
 from nlseg.onnx.ort_op import custom_op_library
 from nlseg.onnx.simplify import SimplifyReport, available_simplifier, simplify_model
-from nlseg.onnx.weights import SourceModel
+from nlseg.onnx.source_model import SourceModel
 
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 20, 17
 TRACE_SIZE = (45, 77)
@@ -77,9 +79,10 @@ def check_options(source: SourceModel, options: ExportOptions) -> None:
     if options.graph not in GRAPH_FORMS:
         raise ValueError(f"graph: unknown form {options.graph!r}; expected one of {', '.join(GRAPH_FORMS)}")
     if not MIN_OPSET <= options.opset <= MAX_OPSET:
-        raise ValueError(f"--opset: choose {MIN_OPSET} to {MAX_OPSET}, got {options.opset}")
+        raise InputError(f"choose {MIN_OPSET} to {MAX_OPSET}, got {options.opset}", param="opset")
     if options.with_argmax and source.config.num_classes > 256:
-        raise ValueError(f"--with-argmax: uint8 labels hold 256 classes, the model has {source.config.num_classes}")
+        raise InputError(f"uint8 labels hold 256 classes, the model has {source.config.num_classes}",
+                         param="with_argmax")
 
 
 def dynamic_axes_for(task: str, dynamic: bool | None) -> tuple[str, ...]:
@@ -181,8 +184,7 @@ def export_onnx(
 ) -> ExportResult:
     """Export ``source`` to ``out`` (written under a temporary name, then renamed).
 
-    ValueError naming the flag for options that do not fit the model; OSError if ``out``
-    cannot be written.
+    InputError naming the option that does not fit the model; OSError if ``out`` cannot be written.
     """
     check_options(source, options)
     config = source.config
@@ -200,17 +202,14 @@ def export_onnx(
         model, report = _simplify(model, options.graph == "plugin")
         if options.graph == "plugin":
             declare_custom_outputs(model)  # simplifiers may drop or rename the declarations
-    meta = source.meta
-    dataset = dataset or meta.get("dataset")
-    names, palette = class_labels(config, dataset, meta)
-    norm = meta.get("normalization", {})
+    dataset = dataset or source.meta.get("dataset")
+    info = info_from_checkpoint(config, {**source.meta, "dataset": dataset}, source.input_mean)
+    norm = info.normalization
     metadata = ModelMetadata(
-        config=config, class_names=names, palette=palette, input_size=config.image_size,
-        mean=tuple(norm.get("mean", (0.0,) * config.in_channels)),
-        std=tuple(norm.get("std", (1.0,) * config.in_channels)),
-        graph=options.graph, precision="float16" if options.half else "float32", dynamic_axes=axes,
-        outputs=outputs, weights=source.origin, dataset=dataset, nlseg_version=nlseg.__version__,
-        mean_image=None if source.input_mean is None else source.input_mean.float().numpy(),
+        config=config, class_names=info.class_names, palette=info.palette, input_size=config.image_size,
+        mean=norm.mean, std=norm.std, graph=options.graph, precision="float16" if options.half else "float32",
+        dynamic_axes=axes, outputs=outputs, weights=source.origin, dataset=dataset, nlseg_version=nlseg.__version__,
+        mean_image=norm.mean_image,
     )
     model.producer_name, model.producer_version = "nlseg", nlseg.__version__
     model.doc_string = f"nlseg {config.arch} {config.task}, nonlocal {config.nonlocal_kernel or 'none'}, {options.graph} graph"

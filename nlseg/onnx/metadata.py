@@ -23,7 +23,6 @@ Keys (all values strings; lists and dicts as JSON):
 
 from __future__ import annotations
 
-import colorsys
 import json
 import os
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
+from nlseg.contract import ModelInfo, Normalization
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig
 
@@ -47,7 +46,7 @@ WEIGHT_SOURCES: tuple[str, ...] = ("checkpoint", "random-init")
 class WeightsOrigin:
     """Where the exported weights came from: a checkpoint file, or ``build_model`` under a seed.
 
-    ``sha256`` is :func:`nlseg.onnx.weights.state_digest` of the exported state dict, so a
+    ``sha256`` is :func:`nlseg.onnx.source_model.state_digest` of the exported state dict, so a
     parity check can prove it compares against the very same weights.
     """
 
@@ -75,6 +74,18 @@ class ModelMetadata:
     dataset: str | None = None
     nlseg_version: str = ""
     mean_image: np.ndarray | None = None
+
+    def info(self) -> ModelInfo:
+        """What a runtime needs from this export (the contract every backend shares)."""
+        return ModelInfo(
+            input_size=self.input_size,
+            class_names=self.class_names,
+            palette=self.palette,
+            normalization=Normalization(tuple(self.mean), tuple(self.std), self.mean_image),
+            task=self.config.task,
+            precision=self.precision,
+            dynamic="height" in self.dynamic_axes and "width" in self.dynamic_axes,
+        )
 
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` entries (key → string)."""
@@ -179,31 +190,3 @@ def metadata_of(model: onnx.ModelProto, source: str = "model") -> ModelMetadata:
 def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
     """The nlseg metadata of the ONNX model at ``path`` (InputError naming the file otherwise)."""
     return metadata_of(load_model_proto(path), str(path))
-
-
-def class_labels(
-    config: ModelConfig, dataset: str | None, meta: dict[str, Any]
-) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
-    """Class names and palette: a checkpoint's own, BDD100K's for 19-class segmenters, else generic.
-
-    Generic names are the class indices ("0", "1", …) and colours evenly spaced hues.
-    """
-    k = config.num_classes
-    if "class_names" in meta:
-        names = tuple(str(n) for n in meta["class_names"])
-    elif config.task == "segment" and k == len(BDD100K_CLASSES) and dataset in (None, "bdd100k"):
-        names = BDD100K_CLASSES
-    else:
-        names = tuple(str(i) for i in range(k))
-    if "palette" in meta:
-        palette = tuple((int(r), int(g), int(b)) for r, g, b in meta["palette"])
-    elif names == BDD100K_CLASSES:
-        palette = BDD100K_PALETTE
-    else:
-        palette = tuple(
-            tuple(round(255 * c) for c in colorsys.hsv_to_rgb(i / k, 0.8, 0.9)) for i in range(k)  # type: ignore[misc]
-        )
-    if len(names) != k or len(palette) != k:
-        raise InputError(f"the checkpoint's class names / palette ({len(names)} / {len(palette)}) "
-                         f"do not match its {k} classes")
-    return names, palette

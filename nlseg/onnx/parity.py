@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from nlseg.contract import normalise, preprocess, to_bgr8
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, load_model_proto, metadata_of
 from nlseg.onnx.ort_op import open_session
-from nlseg.onnx.weights import for_check
+from nlseg.onnx.source_model import for_check
 
 
 @dataclass(frozen=True)
@@ -89,17 +90,17 @@ def check_shape(metadata: ModelMetadata, shape: tuple[int, ...] | None) -> tuple
     if shape is None:
         return (1, c, h, w)
     if len(shape) != 4:
-        raise InputError(f"--shape: expected BxCxHxW such as 1x{c}x{h}x{w}, got {'x'.join(map(str, shape))}")
+        raise InputError(f"expected BxCxHxW such as 1x{c}x{h}x{w}, got {'x'.join(map(str, shape))}", param="shape")
     b, c_in, h_in, w_in = shape
     fixed = [(name, got, want) for name, got, want in (("batch", b, 1), ("height", h_in, h), ("width", w_in, w))
              if name not in metadata.dynamic_axes and got != want]
     if c_in != c:
-        raise InputError(f"--shape: the model takes {c} input channels, got {c_in}")
+        raise InputError(f"the model takes {c} input channels, got {c_in}", param="shape")
     if fixed:
         name, got, want = fixed[0]
         why = ("a classifier's dense head fixes it" if name != "batch" and metadata.config.task == "classify"
                else "export with --dynamic to vary it")
-        raise InputError(f"--shape: the export has a fixed {name} of {want} ({why}), got {got}")
+        raise InputError(f"the export has a fixed {name} of {want} ({why}), got {got}", param="shape")
     return (b, c_in, h_in, w_in)
 
 
@@ -107,29 +108,19 @@ def image_input(path: Path, shape: tuple[int, int, int, int], metadata: ModelMet
     """``path`` preprocessed as ``nlseg infer`` does (resized to the shape's HxW, normalised), repeated over the batch."""
     import cv2
 
-    from nlseg.runtime.frames import preprocess, to_bgr8
-    from nlseg.runtime.ort_backend import info_from_metadata
-
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InputError(f"--image: {path}: not a readable image")
+        raise InputError(f"{path}: not a readable image", param="image")
     if shape[1] != 3:
-        raise InputError(f"--image: the model takes {shape[1]} channels; images give 3")
-    batch = preprocess([to_bgr8(image)], (shape[2], shape[3]), info_from_metadata(metadata))
+        raise InputError(f"the model takes {shape[1]} channels; images give 3", param="image")
+    batch = preprocess([to_bgr8(image)], (shape[2], shape[3]), metadata.info())
     return np.repeat(batch, shape[0], axis=0)
 
 
 def random_input(shape: tuple[int, int, int, int], metadata: ModelMetadata, seed: int) -> np.ndarray:
     """Uniform [0, 1] pixels of ``shape`` (seeded), normalised as the model expects."""
-    pixels = torch.rand(shape, generator=torch.Generator().manual_seed(seed)).numpy()
-    return normalise(pixels, metadata)
-
-
-def normalise(pixels: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
-    """(pixels − mean) / std per channel, float32."""
-    mean = np.asarray(metadata.mean, np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(metadata.std, np.float32).reshape(1, -1, 1, 1)
-    return ((pixels - mean) / std).astype(np.float32)
+    pixels = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+    return normalise(pixels, *metadata.info().normalization.tensors).numpy()
 
 
 def check_onnx(

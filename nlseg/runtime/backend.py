@@ -2,32 +2,18 @@
 
 A backend takes a normalised float32 batch (B, 3, H, W) and returns per-pixel labels
 (B, H, W) uint8; it also times its own forward pass for ``nlseg profile``. What the model
-expects (input size, normalisation, classes, palette) travels in :class:`ModelInfo`, read
-from the checkpoint or the exported model's metadata.
+expects (input size, normalisation, classes, palette) travels in :class:`nlseg.contract.ModelInfo`,
+read from the checkpoint or the exported model's metadata.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a runtime needs to know about a segmentation model."""
-
-    input_size: tuple[int, int]
-    class_names: tuple[str, ...] = BDD100K_CLASSES
-    palette: tuple[tuple[int, int, int], ...] = BDD100K_PALETTE
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    dynamic: bool = True
-    mean_image: np.ndarray | None = None  # (3, H, W) per-pixel training mean (thesis §4.4), replaces ``mean``
+from nlseg.contract import ModelInfo
 
 
 class Backend(ABC):

@@ -10,23 +10,24 @@ from nlseg.errors import InputError
 
 
 def resolve_device(flag: str | None, local_rank: int = 0) -> torch.device:
-    """``--device`` value -> torch.device; ``auto`` (or none) is CUDA when available, and a bare
-    ``cuda`` is this process's GPU ``local_rank`` (torchrun). InputError naming --device if unusable."""
+    """A device name -> torch.device; ``auto`` (or none) is CUDA when available, and a bare
+    ``cuda`` is this process's GPU ``local_rank`` (torchrun). InputError naming ``device`` if unusable."""
     if flag in (None, "", "auto"):
         flag = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(flag)
     except RuntimeError:
-        raise InputError(f"--device: unknown device {flag!r}; use auto, cpu, cuda or cuda:N") from None
+        raise InputError(f"unknown device {flag!r}; use auto, cpu, cuda or cuda:N", param="device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {flag}: CUDA is not available on this machine")
+            raise InputError(f"{flag}: CUDA is not available on this machine", param="device")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {flag}: {device} does not exist ({torch.cuda.device_count()} CUDA device(s) present)")
+            raise InputError(f"{flag}: {device} does not exist ({torch.cuda.device_count()} CUDA device(s) present)",
+                             param="device")
     elif device.type != "cpu":
-        raise InputError(f"--device: unsupported device type {device.type!r}; use auto, cpu or cuda")
+        raise InputError(f"unsupported device type {device.type!r}; use auto, cpu or cuda", param="device")
     return device
 
 

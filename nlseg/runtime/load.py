@@ -14,15 +14,15 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
 def backend_for(weights: Path, backend: str | None) -> str:
-    """The backend name: ``--backend`` if given (and consistent), else from the file suffix."""
+    """The backend name: ``backend`` if given (and consistent), else from the file suffix."""
     if backend is not None and backend not in BACKENDS:
-        raise InputError(f"--backend: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}", param="backend")
     inferred = BACKEND_SUFFIXES.get(weights.suffix.lower())
     if inferred is None and backend is None:
         raise InputError(f"{weights}: unknown weights type {weights.suffix!r}; expected "
-                         f"{', '.join(BACKEND_SUFFIXES)} or pass --backend")
+                         f"{', '.join(BACKEND_SUFFIXES)}, or name the backend")
     if backend is not None and inferred is not None and inferred != backend:
-        raise InputError(f"--backend {backend}: {weights} is a {inferred} model ({weights.suffix})")
+        raise InputError(f"{weights} is a {inferred} model ({weights.suffix}), not {backend}", param="backend")
     return backend or inferred  # type: ignore[return-value]
 
 

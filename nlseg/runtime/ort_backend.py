@@ -10,9 +10,9 @@ import onnxruntime as ort
 import torch
 
 from nlseg.errors import InputError
-from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, read_metadata
+from nlseg.onnx.metadata import INPUT_NAME, read_metadata
 from nlseg.onnx.ort_op import open_session
-from nlseg.runtime.backend import Backend, ModelInfo
+from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import describe_device
 
 
@@ -21,19 +21,6 @@ def providers_for(device: torch.device) -> list[str]:
     available = ort.get_available_providers()
     wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if device.type == "cuda" else []
     return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
-
-
-def info_from_metadata(metadata: ModelMetadata) -> ModelInfo:
-    """What the runtime needs, from an export's metadata."""
-    return ModelInfo(
-        input_size=metadata.input_size,
-        class_names=metadata.class_names,
-        palette=metadata.palette,
-        mean=tuple(metadata.mean),  # type: ignore[arg-type]
-        std=tuple(metadata.std),  # type: ignore[arg-type]
-        dynamic="height" in metadata.dynamic_axes and "width" in metadata.dynamic_axes,
-        mean_image=metadata.mean_image,
-    )
 
 
 class OrtBackend(Backend):
@@ -52,7 +39,7 @@ class OrtBackend(Backend):
         self.precision = "fp16" if metadata.precision == "float16" else "fp32"
         self._input_dtype = np.float16 if self.precision == "fp16" else np.float32
         self._output = "labels" if "labels" in metadata.outputs else "logits"
-        self.info = info_from_metadata(metadata)
+        self.info = metadata.info()
         self._batch_dynamic = "batch" in metadata.dynamic_axes
 
     @classmethod
@@ -70,8 +57,8 @@ class OrtBackend(Backend):
 
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
         if not self.info.dynamic and tuple(shape[2:]) != self.info.input_size:
-            raise InputError(f"--shape: {self.weights} has a fixed input size "
-                             f"{self.info.input_size[0]}x{self.info.input_size[1]}")
+            raise InputError(f"{self.weights} has a fixed input size "
+                             f"{self.info.input_size[0]}x{self.info.input_size[1]}", param="shape")
         x = np.random.default_rng(0).standard_normal(shape).astype(self._input_dtype)
         for _ in range(warmup):
             self._run(x)

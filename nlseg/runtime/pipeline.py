@@ -25,7 +25,8 @@ import numpy as np
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.runtime.backend import Backend
-from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut, preprocess
+from nlseg.contract import preprocess
+from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
 from nlseg.runtime.sources import ImageInput, Input, VideoInput
 from nlseg.runtime.timing import StageTimes
 

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 
 from nlseg.errors import InputError
-from nlseg.runtime.frames import to_bgr8
+from nlseg.io import IMAGE_SUFFIXES
+from nlseg.contract import to_bgr8
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".flv"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://")
 

@@ -10,30 +10,12 @@ import torch
 from torch import nn
 
 from nlseg.checkpoint import load_model
+from nlseg.contract import ModelInfo, info_from_checkpoint
 from nlseg.errors import InputError
-from nlseg.nn.config import ModelConfig
-from nlseg.onnx.metadata import class_labels
-from nlseg.runtime.backend import Backend, ModelInfo
+from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import describe_device
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def model_info(config: ModelConfig, meta: dict, input_mean: torch.Tensor | None = None) -> ModelInfo:
-    """ModelInfo from a checkpoint's config, meta and (per-pixel runs) ``input_mean`` tensor."""
-    if config.task != "segment":
-        raise InputError(f"the model is a {config.task} network; nlseg infer needs a segmenter")
-    norm = meta.get("normalization", {})
-    names, palette = class_labels(config, meta.get("dataset"), meta)
-    per_pixel = norm.get("per_pixel", False) and input_mean is not None
-    return ModelInfo(
-        input_size=tuple(config.image_size),
-        class_names=names,
-        palette=palette,
-        mean=tuple(norm.get("mean", (0.0, 0.0, 0.0))),
-        std=tuple(norm.get("std", (1.0, 1.0, 1.0))),
-        mean_image=input_mean.float().numpy() if per_pixel else None,
-    )
 
 
 class _CudaGraph:
@@ -73,8 +55,10 @@ class TorchBackend(Backend):
     ) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if info.task != "segment":
+            raise InputError(f"{weights}: the model is a {info.task} network; segmenting needs a segmenter")
         if cuda_graph and device.type != "cuda":
-            raise InputError("--cuda-graph needs a CUDA device")
+            raise InputError("needs a CUDA device", param="cuda_graph")
         self.device = str(device)
         self.precision = precision
         self.info = info
@@ -89,7 +73,7 @@ class TorchBackend(Backend):
     @classmethod
     def from_checkpoint(cls, path: Path, device: torch.device, precision: str = "fp32", cuda_graph: bool = False) -> "TorchBackend":
         model, config, payload = load_model(path)
-        info = model_info(config, payload.get("meta", {}), payload.get("input_mean"))
+        info = info_from_checkpoint(config, payload.get("meta", {}), payload.get("input_mean"))
         return cls(model, info, Path(path), device, precision, cuda_graph)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,29 +17,13 @@ import torch
 
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME
-from nlseg.runtime.backend import Backend, ModelInfo
+from nlseg.runtime.backend import Backend
 from nlseg.tensorrt.compat import import_tensorrt
-from nlseg.tensorrt.engine_meta import EngineMetadata, check_runtime, read_engine_metadata
+from nlseg.tensorrt.engine_meta import check_runtime, read_engine_metadata
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
                 "int8": torch.int8, "uint8": torch.uint8, "int32": torch.int32, "int64": torch.int64,
                 "bool": torch.bool}
-
-
-def model_info(meta: EngineMetadata) -> ModelInfo:
-    """ModelInfo of an engine: its default size is the profile's opt H x W, dynamic when the profile spans sizes."""
-    model = meta.model
-    if model.config.task != "segment":
-        raise InputError(f"the engine holds a {model.config.task} network; nlseg infer needs a segmenter")
-    profile = meta.profile
-    return ModelInfo(
-        input_size=(profile.opt[2], profile.opt[3]),
-        class_names=model.class_names,
-        palette=model.palette,
-        mean=tuple(model.mean),  # type: ignore[arg-type]
-        std=tuple(model.std),  # type: ignore[arg-type]
-        dynamic=profile.min[2:] != profile.max[2:],
-    )
 
 
 class _Graph:
@@ -74,7 +58,9 @@ class TensorRTBackend(Backend):
         self.weights = path
         self.device = str(self._device)
         self.precision = meta.precision
-        self.info = model_info(meta)
+        self.info = meta.info()
+        if self.info.task != "segment":
+            raise InputError(f"{path}: the engine holds a {self.info.task} network; segmenting needs a segmenter")
         with torch.cuda.device(self._device):
             from nlseg.tensorrt.build import trt_logger
 
@@ -94,10 +80,10 @@ class TensorRTBackend(Backend):
     def from_file(cls, path: Path, device: torch.device, cuda_graph: bool = False) -> "TensorRTBackend":
         return cls(path, device, cuda_graph)
 
-    def _check_shape(self, shape: tuple[int, ...], flag: str) -> None:
+    def _check_shape(self, shape: tuple[int, ...], param: str) -> None:
         if not self.meta.profile.accepts(shape):
-            raise InputError(f"{flag}: {self.weights} accepts input shapes {self.meta.profile.describe()}, got "
-                             f"{'x'.join(map(str, shape))}; rebuild it with --min-shape / --max-shape")
+            raise InputError(f"{self.weights} accepts input shapes {self.meta.profile.describe()}, got "
+                             f"{'x'.join(map(str, shape))}; rebuild it with a wider min / max shape", param=param)
 
     def _bind(self, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """I/O tensors for an input ``shape``, their addresses set in the context."""
@@ -143,7 +129,7 @@ class TensorRTBackend(Backend):
     @torch.inference_mode()
     def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every engine output (``logits``, and ``labels`` where exported) for one batch within the profile."""
-        self._check_shape(tuple(batch.shape), "--shape")
+        self._check_shape(tuple(batch.shape), "shape")
         out = self._forward(torch.from_numpy(batch).to(self._device))
         return {t.name: out[t.name].cpu().numpy() for t in self.meta.outputs}
 
@@ -152,7 +138,7 @@ class TensorRTBackend(Backend):
         max_batch = self.meta.profile.max[0]
         if batch.shape[0] > max_batch:
             return np.concatenate([self.predict(batch[i : i + max_batch]) for i in range(0, batch.shape[0], max_batch)])
-        self._check_shape(tuple(batch.shape), "--imgsz")
+        self._check_shape(tuple(batch.shape), "imgsz")
         x = torch.from_numpy(batch).to(self._device, non_blocking=True)
         out = self._forward(x)[self._output]
         labels = out if self._output == "labels" else out.argmax(dim=1)
@@ -161,7 +147,7 @@ class TensorRTBackend(Backend):
     @torch.inference_mode()
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
         """Milliseconds of the engine alone (CUDA events on its stream), the input already on the GPU."""
-        self._check_shape(shape, "--shape")
+        self._check_shape(shape, "shape")
         self._forward(torch.randn(shape, device=self._device))
         with torch.cuda.stream(self._stream):
             for _ in range(warmup):

@@ -30,7 +30,7 @@ from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata
 from nlseg.tensorrt.compat import PrecisionPlan
-from nlseg.tensorrt.engine_meta import EngineMetadata, PluginInfo, TensorInfo, write_engine_metadata
+from nlseg.tensorrt.engine_meta import EngineMetadata, PluginInfo, TensorInfo, engine_info, write_engine_metadata
 from nlseg.tensorrt.graph import fused_nodes, pinned_layer, tensor_types, tensorrt_graph
 from nlseg.tensorrt.rules import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from nlseg.tensorrt.shapes import ProfileShapes
@@ -214,7 +214,6 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
 def _add_calibrator(trt: ModuleType, builder: Any, config: Any, metadata: ModelMetadata, shapes: ProfileShapes,
                     options: BuildOptions, out: Path) -> Any:
     """Attach an entropy calibrator over ``--calib-data`` at the opt shape (TensorRT 10)."""
-    from nlseg.runtime.backend import ModelInfo
     from nlseg.tensorrt.calibration import calibration_batches, calibration_images, make_calibrator
 
     if options.calib_data is None:
@@ -223,9 +222,7 @@ def _add_calibrator(trt: ModuleType, builder: Any, config: Any, metadata: ModelM
     if len(images) < shapes.opt[0]:
         raise InputError(f"--calib-data: {len(images)} images do not fill one batch of {shapes.opt[0]} "
                          "(the --opt-shape batch)")
-    info = ModelInfo(input_size=metadata.input_size, class_names=metadata.class_names, palette=metadata.palette,
-                     mean=tuple(metadata.mean), std=tuple(metadata.std))  # type: ignore[arg-type]
-    batches = calibration_batches(images, shapes.opt, info)
+    batches = calibration_batches(images, shapes.opt, engine_info(metadata, shapes))
     calibration = builder.create_optimization_profile()
     calibration.set_shape(INPUT_NAME, shapes.opt, shapes.opt, shapes.opt)
     config.set_calibration_profile(calibration)

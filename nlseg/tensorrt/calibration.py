@@ -3,8 +3,8 @@
 TensorRT 10 deprecates implicit quantization (calibrators) and TensorRT 11 removed it; nlseg
 keeps it for TensorRT 10 because it needs nothing but a folder of representative images. The
 calibrator is ``IInt8EntropyCalibrator2``, TensorRT's recommended one for CNNs. Images are
-prepared exactly as ``nlseg infer`` prepares frames (:func:`nlseg.runtime.frames.preprocess`)
-at the profile's opt shape.
+prepared exactly as every backend prepares frames (:func:`nlseg.contract.preprocess`, with the
+engine's :class:`~nlseg.contract.ModelInfo`, per-pixel mean included) at the profile's opt shape.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from nlseg.contract import ModelInfo, preprocess, to_bgr8
 from nlseg.errors import InputError
-from nlseg.io import atomic_path
-from nlseg.runtime.backend import ModelInfo
-from nlseg.runtime.frames import preprocess, to_bgr8
-from nlseg.runtime.sources import IMAGE_SUFFIXES
+from nlseg.io import IMAGE_SUFFIXES, atomic_path
 
 MAX_IMAGES = 1000
 
@@ -29,10 +27,10 @@ def calibration_images(directory: str | os.PathLike[str]) -> list[Path]:
     """The images under ``directory`` (sorted, at most :data:`MAX_IMAGES`); InputError when there are none."""
     root = Path(directory)
     if not root.is_dir():
-        raise InputError(f"--calib-data: {root} is not a folder of images")
+        raise InputError(f"{root} is not a folder of images", param="calib_data")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise InputError(f"--calib-data: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}", param="calib_data")
     return paths[:MAX_IMAGES]
 
 
@@ -43,7 +41,7 @@ def calibration_batches(paths: list[Path], shape: tuple[int, int, int, int], inf
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
-            raise InputError(f"--calib-data: {path}: not a readable image")
+            raise InputError(f"{path}: not a readable image", param="calib_data")
         frames.append(to_bgr8(image))
         if len(frames) == batch:
             yield preprocess(frames, (height, width), info)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nlseg.contract import ModelInfo
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import ModelMetadata
@@ -67,6 +68,10 @@ class EngineMetadata:
     lowered_pairwise: int = 0
     plugin_layers: tuple[str, ...] = field(default_factory=tuple)
 
+    def info(self) -> ModelInfo:
+        """What a runtime needs from this engine (see :func:`engine_info`)."""
+        return engine_info(self.model, self.profile, self.precision)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "metadata_version": ENGINE_META_VERSION,
@@ -116,6 +121,15 @@ class EngineMetadata:
             lowered_pairwise=int(data.get("lowered_pairwise", 0)),
             plugin_layers=tuple(data.get("plugin_layers", ())),
         )
+
+
+def engine_info(model: ModelMetadata, profile: ProfileShapes, precision: str | None = None) -> ModelInfo:
+    """The contract of an engine built from ``model``: the export's own (classes, palette, normalisation
+    including a per-pixel mean), with the profile's opt H x W as its size, dynamic when the profile spans
+    sizes, and the engine's ``precision`` when known (the INT8 calibrator asks before the build)."""
+    names = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+    return replace(model.info(), input_size=(profile.opt[2], profile.opt[3]), dynamic=profile.min[2:] != profile.max[2:],
+                   precision=model.precision if precision is None else names.get(precision, precision))
 
 
 def metadata_path(engine: str | os.PathLike[str]) -> Path:

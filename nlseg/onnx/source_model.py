@@ -1,8 +1,8 @@
 """The weights an export is made from, how their origin is recorded, and how a check finds them again.
 
 An export records a :class:`WeightsOrigin`: the checkpoint path, or the seed of a
-``--random-init`` build, and the SHA-256 of the state dict. ``nlseg check`` rebuilds the same
-PyTorch model from it (or from ``--weights``) and refuses weights whose digest differs, so a
+random-init build, and the SHA-256 of the state dict. ``nlseg check`` rebuilds the same
+PyTorch model from it (or from the checkpoint it is given) and refuses weights whose digest differs, so a
 parity number always compares the graph with the weights it was exported from.
 """
 
@@ -70,22 +70,23 @@ def for_check(metadata: ModelMetadata, weights: Path | None) -> SourceModel:
     exists, else the demo weights. InputError when the weights' digest is not the exported one.
     """
     origin = metadata.weights
+    param = None
     if weights is not None:
-        source, flag = from_checkpoint(weights), "--weights"
+        source, what, param = from_checkpoint(weights), str(weights), "weights"
     elif origin.source == "random-init" and origin.seed is not None:
-        source, flag = random_init(metadata.config, origin.seed), f"--random-init seed {origin.seed}"
+        source, what = random_init(metadata.config, origin.seed), f"random-init seed {origin.seed}"
     elif origin.path is not None and Path(origin.path).is_file():
-        source, flag = from_checkpoint(origin.path), origin.path
+        source, what = from_checkpoint(origin.path), origin.path
     else:
         try:
             demo = demo_weights()
         except InputError:
             raise InputError(f"{origin.path}: the weights this model was exported from are not here "
-                             "(nor are the demo weights); pass --weights") from None
-        source, flag = from_checkpoint(demo), str(demo)
+                             "(nor are the bundled weights); name the checkpoint") from None
+        source, what = from_checkpoint(demo), str(demo)
     if source.origin.sha256 != origin.sha256:
-        fix = ("pass the right --weights" if source.origin.source == "checkpoint" else
+        fix = ("name the checkpoint it was exported from" if source.origin.source == "checkpoint" else
                "the same seed draws other weights under another torch version; export from a checkpoint instead")
-        raise InputError(f"{flag}: these are not the weights the model was exported from (state-dict SHA-256 "
-                         f"{source.origin.sha256[:12]}…, export recorded {origin.sha256[:12]}…); {fix}")
+        raise InputError(f"{what}: these are not the weights the model was exported from (state-dict SHA-256 "
+                         f"{source.origin.sha256[:12]}…, export recorded {origin.sha256[:12]}…); {fix}", param=param)
     return source

@@ -1,0 +1,128 @@
+"""``export_model``: a checkpoint (or an untrained architecture) to ONNX or a TensorRT engine, or an ONNX
+export to an engine, with an optional Triton Inference Server repository; what ``nlseg export`` runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from nlseg.errors import InputError
+from nlseg.io import writable_file
+from nlseg.onnx.export import DEFAULT_OPSET, ExportOptions, ExportResult, export_onnx
+from nlseg.onnx.source_model import SourceModel, from_checkpoint
+from nlseg.tensorrt.build import BuildResult
+
+FORMATS: tuple[str, ...] = ("onnx", "engine")
+SUFFIXES: dict[str, tuple[str, ...]] = {"onnx": (".onnx",), "engine": (".engine", ".plan")}
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: the model file, the ONNX export's or the engine build's details, and the
+    Triton model repository files (if asked)."""
+
+    path: Path
+    onnx: ExportResult | None = None
+    engine: BuildResult | None = None
+    repository: list[Path] = field(default_factory=list)
+
+
+def export_model(
+    source: SourceModel | str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    format: str = "onnx",
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic: bool | None = None,
+    half: bool = False,
+    simplify: bool = False,
+    with_argmax: bool = False,
+    plugin: bool = False,
+    input_size: tuple[int, int] | None = None,
+    int8: bool = False,
+    calib_data: str | os.PathLike | None = None,
+    min_shape: tuple[int, ...] | None = None,
+    opt_shape: tuple[int, ...] | None = None,
+    max_shape: tuple[int, ...] | None = None,
+    workspace: int | None = None,
+    timing_cache: str | os.PathLike | None = None,
+    triton_repo: str | os.PathLike | None = None,
+    dataset: str | None = None,
+) -> Exported:
+    """Export ``source`` to ``out`` (default ``model.onnx`` / ``model.engine``) in ``format`` ('onnx' or 'engine').
+
+    ``source``: a loaded :class:`SourceModel` (e.g. ``random_init``), a checkpoint path, or, for an
+    engine, an nlseg ONNX export. ONNX options: ``opset``, ``dynamic``, ``half``, ``simplify``,
+    ``with_argmax``, ``plugin`` (one nlseg::PairwiseKernel node per pairwise update), ``input_size``.
+    Engine options (TensorRT ≥ 10.9 and a GPU): ``half``, ``int8`` + ``calib_data``, ``min_shape`` /
+    ``opt_shape`` / ``max_shape`` (B, C, H, W), ``workspace`` (MiB), ``timing_cache``. ``triton_repo``:
+    also write a Triton Inference Server model repository there. InputError naming the bad parameter.
+    """
+    if format not in FORMATS:
+        raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", param="format")
+    engine_options = {"int8": int8, "calib_data": calib_data, "min_shape": min_shape, "opt_shape": opt_shape,
+                      "max_shape": max_shape, "workspace": workspace, "timing_cache": timing_cache}
+    if format == "onnx":
+        given = [name for name, value in engine_options.items() if value not in (None, False)]
+        if given:
+            raise InputError("applies to TensorRT engines (format 'engine')", param=given[0])
+    target = writable_file(out if out is not None else f"model.{format}", SUFFIXES[format])
+    onnx_input = not isinstance(source, SourceModel) and Path(source).suffix.lower() == ".onnx"
+    if onnx_input and format != "engine":
+        raise InputError(f"{source}: already an ONNX export; build it into an engine (format 'engine')")
+    if format == "engine":
+        return _engine(source, target, onnx_input, ExportOptions("plugin" if plugin else "portable", opset, dynamic,
+                                                                 half, simplify, with_argmax),
+                       input_size, engine_options, half, triton_repo, dataset)
+    model = _sized(source if isinstance(source, SourceModel) else from_checkpoint(source), input_size)
+    options = ExportOptions("plugin" if plugin else "portable", opset, dynamic, half, simplify, with_argmax)
+    result = export_onnx(model, target, options, dataset=dataset)
+    repository = _repository(triton_repo, target.stem, model, result.metadata, options, None, dataset)
+    return Exported(result.path, onnx=result, repository=repository)
+
+
+def _sized(source: SourceModel, input_size: tuple[int, int] | None) -> SourceModel:
+    """``source`` with ``input_size`` recorded as its input size (segmenters; a classifier's is fixed)."""
+    if input_size is None:
+        return source
+    size = tuple(int(v) for v in input_size)
+    if len(size) != 2 or min(size) <= 0:
+        raise InputError(f"expected (height, width), got {input_size}", param="input_size")
+    if source.config.task == "classify" and size != tuple(source.config.image_size):
+        h, w = source.config.image_size
+        raise InputError(f"the classifier's dense head is fixed to {h}x{w}", param="input_size")
+    return replace(source, config=replace(source.config, image_size=size))
+
+
+def _engine(source: SourceModel | str | os.PathLike, out: Path, onnx_input: bool, options: ExportOptions,
+            input_size: tuple[int, int] | None, engine_options: dict, half: bool,
+            triton_repo: str | os.PathLike | None, dataset: str | None) -> Exported:
+    from nlseg.tensorrt.compat import import_tensorrt
+    from nlseg.tensorrt.export import EngineRequest, export_engine
+
+    trt = import_tensorrt("format 'engine'")
+    if engine_options["calib_data"] is not None and not engine_options["int8"]:
+        raise InputError("calibration data is for int8 engines", param="calib_data")
+    request = EngineRequest(half=half, int8=engine_options["int8"],
+                            calib_data=None if engine_options["calib_data"] is None else Path(engine_options["calib_data"]),
+                            min_shape=engine_options["min_shape"], opt_shape=engine_options["opt_shape"],
+                            max_shape=engine_options["max_shape"], workspace_mb=engine_options["workspace"],
+                            timing_cache=None if engine_options["timing_cache"] is None else Path(engine_options["timing_cache"]))
+    if onnx_input:
+        built = export_engine(trt, out, request, onnx_path=Path(source))  # type: ignore[arg-type]
+        model = None
+    else:
+        model = _sized(source if isinstance(source, SourceModel) else from_checkpoint(source), input_size)
+        built = export_engine(trt, out, request, source=model, options=options, dataset=dataset)
+    repository = _repository(triton_repo, out.stem, model, built.metadata.model, options, built, dataset)
+    return Exported(built.engine, engine=built, repository=repository)
+
+
+def _repository(root: str | os.PathLike | None, name: str, source: SourceModel | None, metadata, options: ExportOptions,
+                engine: BuildResult | None, dataset: str | None) -> list[Path]:
+    if root is None:
+        return []
+    from nlseg.tensorrt.export import write_triton_repository
+
+    return write_triton_repository(Path(root), name, source, metadata, options, engine, dataset)

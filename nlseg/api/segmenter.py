@@ -1,0 +1,212 @@
+"""``nlseg.load(...)`` → :class:`Segmenter`: segment images in Python, run the video pipeline, export, profile."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+
+import cv2
+import numpy as np
+
+from nlseg.assets import demo_weights
+from nlseg.contract import ModelInfo, preprocess, to_bgr8
+from nlseg.errors import InputError
+from nlseg.io import atomic_path, writable_dir
+from nlseg.runtime.backend import Backend
+from nlseg.runtime.device import resolve_device
+from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
+from nlseg.runtime.load import open_backend
+from nlseg.runtime.pipeline import InferOptions, RunReport, run_inference
+from nlseg.runtime.sources import VideoInput, resolve_source
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+Image = Union[str, os.PathLike, np.ndarray, "PILImage"]
+
+
+def _is_pil(image: Any) -> bool:
+    return type(image).__module__.startswith("PIL.")
+
+
+def to_bgr(image: Image) -> np.ndarray:
+    """An image file, a BGR array as OpenCV reads it (gray, BGRA, 16-bit too) or an RGB PIL image → BGR uint8."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+        if decoded is None or decoded.size == 0:
+            raise InputError(f"{path}: {'unreadable image' if path.is_file() else 'no such file'}", param="source")
+        return to_bgr8(decoded)
+    if _is_pil(image):
+        rgb = np.asarray(image.convert("RGB"))
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    if isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3) or image.size == 0 or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise InputError(f"expected an HxW or HxWx{{1,3,4}} image array, got shape {image.shape}", param="source")
+        return to_bgr8(image)
+    raise InputError(f"expected an image path, a numpy array or a PIL image, got {type(image).__name__}",
+                     param="source")
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """What :meth:`Segmenter.infer` did: the pipeline's report, the summary it wrote and where."""
+
+    report: RunReport
+    summary: dict[str, Any]
+    summary_path: Path
+
+    @property
+    def fps(self) -> float:
+        return self.summary["fps"]
+
+
+class Segmenter:
+    """A segmentation model on a backend (torch, onnxruntime or tensorrt), ready to run.
+
+    Made by :func:`load`. ``predict`` segments images in memory; ``infer`` runs the video
+    pipeline on files, folders and streams (what ``nlseg infer`` does); ``export`` and
+    ``profile`` do what ``nlseg export`` and ``nlseg profile`` do for this model.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._lut = palette_lut(backend.info.palette)
+
+    @property
+    def info(self) -> ModelInfo:
+        """What the model expects: classes, palette, input size, normalisation, precision."""
+        return self.backend.info
+
+    @property
+    def weights(self) -> Path:
+        return Path(self.backend.weights)
+
+    def __repr__(self) -> str:
+        h, w = self.info.input_size
+        return (f"Segmenter({self.weights.name}, backend={self.backend.name}, device={self.backend.device}, "
+                f"precision={self.backend.precision}, input {h}x{w}, {len(self.info.class_names)} classes)")
+
+    def input_size(self, imgsz: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The size the model runs at: ``imgsz`` if the model accepts it, else its own input size."""
+        if imgsz is None:
+            return self.info.input_size
+        if len(imgsz) != 2 or any(int(v) <= 0 for v in imgsz):
+            raise InputError(f"expected (height, width) of positive integers, got {imgsz}", param="imgsz")
+        size = (int(imgsz[0]), int(imgsz[1]))
+        if not self.info.dynamic and size != self.info.input_size:
+            h, w = self.info.input_size
+            raise InputError(f"{self.weights} has a fixed input size {h}x{w}", param="imgsz")
+        return size
+
+    def predict(self, source: Image | Sequence[Image], *, imgsz: tuple[int, int] | None = None,
+                batch: int = 8) -> np.ndarray | list[np.ndarray]:
+        """Per-pixel train ids (uint8, each at its image's own size) of one image or a list of images.
+
+        An image is a file path, a BGR ``numpy`` array as OpenCV reads it, or an RGB PIL image.
+        ``imgsz`` (H, W) is the size the model runs at (default: its own); ``batch`` images run per pass.
+        """
+        single = not isinstance(source, (list, tuple))
+        images = [to_bgr(source)] if single else [to_bgr(image) for image in source]  # type: ignore[union-attr]
+        if batch < 1:
+            raise InputError(f"need at least 1, got {batch}", param="batch")
+        size = self.input_size(imgsz)
+        masks: list[np.ndarray] = []
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            labels = self.backend.predict(preprocess(chunk, size, self.info))
+            masks += [labels_to_frame(lab, image.shape) for lab, image in zip(labels, chunk)]
+        return masks[0] if single else masks
+
+    def overlay(self, image: Image, labels: np.ndarray, opacity: float = 0.5) -> Any:
+        """``labels`` in the palette's colours over ``image``: BGR array for a path or array, PIL for a PIL image."""
+        if not 0.0 <= opacity <= 1.0:
+            raise InputError(f"need a value in [0, 1], got {opacity}", param="opacity")
+        frame = to_bgr(image)
+        blended = overlay(frame, labels_to_frame(np.asarray(labels, np.uint8), frame.shape), self._lut, opacity)
+        if _is_pil(image):
+            from PIL import Image as PIL
+
+            return PIL.fromarray(np.ascontiguousarray(blended[:, :, ::-1]))
+        return blended
+
+    def infer(self, source: str | os.PathLike, out: str | os.PathLike, *, imgsz: tuple[int, int] | None = None,
+              batch: int = 1, opacity: float = 0.5, save_masks: bool = False, video: bool = True,
+              vid_stride: int = 1, on_frames: Callable[[int], None] | None = None,
+              on_start: Callable[[int | None], None] | None = None) -> InferResult:
+        """Segment a video, image, folder, glob, webcam index or stream URL into ``out`` (what ``nlseg infer`` does).
+
+        Writes the overlay MP4 (videos) or JPEGs (images), with ``save_masks`` uint8 PNGs, and
+        ``out/summary.json``. Ctrl-C finishes the frames in flight and closes the outputs
+        (``result.report.interrupted``). ``on_start(total frames or None)`` and ``on_frames(n)``
+        report progress.
+        """
+        for name, value, ok in (("batch", batch, batch >= 1), ("vid_stride", vid_stride, vid_stride >= 1),
+                                ("opacity", opacity, 0.0 <= opacity <= 1.0)):
+            if not ok:
+                raise InputError(f"invalid value {value}", param=name)
+        out_dir = writable_dir(out)
+        inputs = resolve_source(str(source))
+        for inp in inputs:  # open every video before any output exists, so bad files fail early
+            if isinstance(inp, VideoInput):
+                inp.open()
+        size = self.input_size(imgsz)
+        options = InferOptions(out_dir=out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
+                               write_video=video, vid_stride=vid_stride)
+        if on_start is not None:
+            total = sum(len(i.paths) if not isinstance(i, VideoInput) else (i.frame_count + vid_stride - 1) // vid_stride
+                        for i in inputs)
+            on_start(total or None)
+        report = run_inference(inputs, self.backend, options, on_frames or (lambda n: None))
+        fps = report.frames / report.seconds if report.seconds > 0 else 0.0
+        summary = {
+            "source": str(source), "frames": report.frames, "fps": round(fps, 3), "seconds": round(report.seconds, 3),
+            "stages": report.times.summary(), "backend": self.backend.name, "device": self.backend.device,
+            "device_name": self.backend.device_name(), "precision": self.backend.precision,
+            "weights": str(self.weights), "imgsz": list(size), "batch": batch,
+            "outputs": [str(p) for p in report.outputs], "problems": report.problems,
+            "interrupted": report.interrupted,
+        }
+        summary_path = out_dir / "summary.json"
+        with atomic_path(summary_path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        return InferResult(report, summary, summary_path)
+
+    def export(self, format: str = "onnx", out: str | os.PathLike | None = None, **options: Any) -> Path:
+        """Export this model (a checkpoint to ONNX or an engine; an ONNX export to an engine); returns the file.
+
+        ``options`` are those of :func:`nlseg.api.export.export_model` (``opset``, ``half``, ``plugin``,
+        ``dynamic``, ``simplify``, ``with_argmax``, engine shapes, ``int8``/``calib_data``, ``triton_repo``, …).
+        """
+        from nlseg.api.export import export_model
+
+        return export_model(self.weights, out, format, **options).path
+
+    def profile(self, shape: tuple[int, int, int, int] | None = None, *, warmup: int = 10,
+                iters: int = 50) -> dict[str, Any]:
+        """Latency of the forward pass on this backend: p50/p90/p95/p99/mean/min/max ms and images/s."""
+        from nlseg.api.profile import profile_backend
+
+        return profile_backend(self.backend, shape, warmup=warmup, iters=iters)
+
+    def close(self) -> None:
+        """Release the backend's device resources."""
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load(weights: str | os.PathLike | None = None, *, backend: str | None = None, device: str | None = None,
+         half: bool = False, cuda_graph: bool = False) -> Segmenter:
+    """A :class:`Segmenter` for ``weights`` (.pt checkpoint, .onnx export or TensorRT .engine; default: the
+    bundled weights) on ``backend`` (default: the one the file needs) and ``device`` ('cpu', 'cuda',
+    'cuda:N'; default: CUDA when available). ``half``: fp16 on CUDA, bf16 on the CPU (torch backend)."""
+    path = Path(weights) if weights is not None else demo_weights()
+    return Segmenter(open_backend(path, backend, resolve_device(device), half=half, cuda_graph=cuda_graph))
