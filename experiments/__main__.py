@@ -44,6 +44,23 @@ def list_command() -> None:
             typer.echo(f"{'':36s}{name}: {s.note}")
 
 
+def portable_arguments(argv: list[str]) -> list[str]:
+    """The arguments as a report records them: without ``--out`` (where checkpoints go changes no result)
+    and with ``--data-dir`` folders as ``DATASET=DIR``, so no path of this machine ends up in a report."""
+    kept: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        flag, _, value = arg.partition("=")
+        if flag in ("--out", "--data-dir"):
+            value = value if "=" in arg else next(args, "")
+            if flag == "--data-dir":
+                name = value.partition("=")[0] if "=" in value else "DATASET"
+                kept += ["--data-dir", f"{name}=DIR"]
+            continue
+        kept.append(arg)
+    return kept
+
+
 @app.command("run")
 def run_command(
     name: Annotated[str, typer.Argument(help=f"One of {', '.join(EXPERIMENTS)}.", show_default=False)],
@@ -64,7 +81,7 @@ def run_command(
         if threads < 1:
             raise InputError(f"--threads: need at least 1, got {threads}")
         torch.set_num_threads(threads)
-    command = "python -m experiments " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python -m experiments " + " ".join(shlex.quote(a) for a in portable_arguments(sys.argv[1:]))
     outcome = run_experiment(name, setting, out=out, networks=networks,
                              seeds=None if seeds is None else tuple(parse_seeds(seeds)),
                              data_dirs=parse_data_dirs(data_dir or []), device=device, workers=workers)

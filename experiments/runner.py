@@ -196,7 +196,7 @@ def run_training(experiment: Experiment, setting_name: str, rows: tuple[str, ...
                 cell.per_seed[seed] = final
                 cell.history[seed] = history
                 cell.seconds += sum(r["seconds"] for r in history)
-                cell.run_dirs.append(str(run_dir))
+                cell.run_dirs.append(str(run_dir.relative_to(out)))  # under --out: no machine path in reports
             cells.setdefault(row, {})[column.key] = cell
     return Outcome(experiment, setting_name, setting, rows, cells, machine_info(device), time.perf_counter() - start)
 

@@ -172,36 +172,15 @@ def _dashed(values: tuple[int, ...]) -> str:
 
 def build_model(config: ModelConfig) -> nn.Module:
     """The network described by ``config`` (validated when it was made), He-initialised."""
+    common = {"num_classes": config.num_classes, "in_channels": config.in_channels}
     if config.arch in BASELINES:
         cls, depth = BASELINES[config.arch]
-        return cls(
-            depth,
-            num_classes=config.num_classes,
-            task=config.task,
-            in_channels=config.in_channels,
-        )
+        return cls(depth, task=config.task, **common)
+    blocks = {"block": config.arch, "blocks": config.blocks, "channels": config.channels, "h": config.h,
+              "nonlocal_config": config.nonlocal_config, **common}
     if config.layout == "realtime":
-        return RealtimeSegmenter(
-            block=config.arch,
-            blocks=config.blocks,
-            channels=config.channels,
-            num_classes=config.num_classes,
-            h=config.h,
-            nonlocal_config=config.nonlocal_config,
-            in_channels=config.in_channels,
-        )
-    return HamiltonianNet(
-        block=config.arch,
-        blocks=config.blocks,
-        channels=config.channels,
-        num_classes=config.num_classes,
-        task=config.task,
-        image_size=config.image_size,
-        head_pool=config.head_pool,
-        h=config.h,
-        nonlocal_config=config.nonlocal_config,
-        in_channels=config.in_channels,
-    )
+        return RealtimeSegmenter(**blocks)
+    return HamiltonianNet(task=config.task, image_size=config.image_size, head_pool=config.head_pool, **blocks)
 
 
 def create_model(preset: str = "bdd100k", **overrides: Any) -> nn.Module:
