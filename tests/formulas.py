@@ -9,8 +9,24 @@ import torch
 GAMMA = 0.5772156649015329
 
 
-def naive_update(theta, phi, values, x, kernel, s=0.5, lam=0.1, n=2):
-    """Written from thesis (4.1), (4.6)-(4.8) and DESIGN §2.3 with exact differences, float64."""
+def authors_log_weight(dist, lam=0.1, n=2):
+    """The authors' code's log kernel as written there, λ·c_n(−2 log d − γ) (0 at d = 0), float64."""
+    c = 1 / ((4 * math.pi) ** (n / 2) * math.gamma(n / 2))
+    safe = torch.where(dist == 0, torch.ones_like(dist), dist)
+    return torch.where(dist == 0, 0.0, lam * c * (-2 * torch.log(safe) - GAMMA))
+
+
+def authors_log_gamma(lam=0.1):
+    """The constant term under which (4.8)'s c(−2λ log d − γ') equals the authors' kernel: γ' = λγ."""
+    return lam * GAMMA
+
+
+def naive_update(theta, phi, values, x, kernel, s=0.5, lam=0.1, n=2, log_gamma=GAMMA):
+    """Written from thesis (4.1), (4.6)-(4.8) and docs/design.md §2.3 with exact differences, float64.
+
+    ``log_gamma`` is the log kernel's constant term: GAMMA as (4.8) reads (the text's convention),
+    ``authors_log_gamma(lam)`` for the thesis authors' λ·c(−2 log d − γ) (docs/design.md §6).
+    """
     theta, phi, values, x = (t.double() for t in (theta, phi, values, x))
     m = phi.shape[1]
     diff = theta[:, :, None, :] - phi[:, None, :, :]  # (B, N, M, C')
@@ -31,7 +47,7 @@ def naive_update(theta, phi, values, x, kernel, s=0.5, lam=0.1, n=2):
         w = torch.where(zero, 0.0, c * lam * safe ** (-(n - 2 * s)))
     elif kernel == "log":
         c = 1 / ((4 * math.pi) ** (n / 2) * math.gamma(n / 2))
-        w = torch.where(zero, 0.0, c * (-2 * lam * torch.log(safe) - GAMMA))
+        w = torch.where(zero, 0.0, c * (-2 * lam * torch.log(safe) - log_gamma))
     else:
         raise AssertionError(kernel)
     v = values[:, None, :, :]  # (B, 1, M, C)

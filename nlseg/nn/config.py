@@ -19,7 +19,7 @@ from nlseg.nn.network import HamiltonianNet
 from nlseg.nn.nonlocal_block import NonlocalConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
 from nlseg.nn.realtime import RealtimeSegmenter
-from nlseg.ops.kernels import KERNELS, check_kernel
+from nlseg.ops.kernels import EULER_GAMMA, KERNELS, check_kernel, check_log_gamma
 
 ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES)
 TASKS: tuple[str, ...] = ("classify", "segment")
@@ -50,6 +50,8 @@ class ModelConfig:
     """An architecture: block type or baseline, Units, Nonlocal Blocks and the dataset's head.
 
     ``nonlocal_kernel`` is None for the plain network, else a kernel of :mod:`nlseg.ops`.
+    ``log_gamma`` is the constant term γ of the log kernel, c(−2λ log‖·‖ − γ): Euler's γ as
+    (4.8) reads, λγ as the thesis authors' code computes (docs/design.md §6).
     ``layout`` is ``thesis`` (§4.4) or ``realtime`` (:class:`RealtimeSegmenter`, segmentation).
     """
 
@@ -69,6 +71,7 @@ class ModelConfig:
     pool: int = 2
     lam: float = 0.1
     n: int = 2
+    log_gamma: float = EULER_GAMMA
 
     def __post_init__(self) -> None:
         """Check every rule of an architecture; InputError naming the field that breaks one."""
@@ -102,6 +105,13 @@ class ModelConfig:
                 check_kernel(self.nonlocal_kernel, self.s, self.n)
             except ValueError as exc:
                 raise InputError(str(exc), param="s") from None
+        try:
+            check_log_gamma(self.log_gamma)
+        except ValueError as exc:
+            raise InputError(str(exc), param="log_gamma") from None
+        if self.log_gamma != EULER_GAMMA and self.nonlocal_kernel != "log":
+            raise InputError(f"log_gamma is the constant of the log kernel; this network's nonlocal kernel is "
+                             f"{self.nonlocal_kernel or 'none'}", param="log_gamma")
         if self.stages < 1:
             raise InputError(f"a Nonlocal Block needs at least 1 stage, got {self.stages}", param="stages")
         if self.pool < 0:
@@ -150,7 +160,7 @@ class ModelConfig:
     def nonlocal_config(self) -> NonlocalConfig | None:
         if self.nonlocal_kernel is None:
             return None
-        return NonlocalConfig(self.nonlocal_kernel, self.s, self.stages, self.pool, self.lam, self.n)
+        return NonlocalConfig(self.nonlocal_kernel, self.s, self.stages, self.pool, self.lam, self.n, self.log_gamma)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""

@@ -18,12 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlseg.ops import pairwise_update
-from nlseg.ops.kernels import check_kernel
+from nlseg.ops.kernels import EULER_GAMMA, check_kernel, check_log_gamma
 
 
 @dataclass(frozen=True)
 class NonlocalConfig:
-    """Hyper-parameters of a Nonlocal Block (DESIGN §2.3)."""
+    """Hyper-parameters of a Nonlocal Block (docs/design.md §2.3); ``log_gamma`` is the constant
+    term γ of the log kernel, c(−2λ log‖·‖ − γ) (docs/design.md §6)."""
 
     kernel: str = "dot"
     s: float = 0.5
@@ -31,9 +32,11 @@ class NonlocalConfig:
     pool: int = 2
     lam: float = 0.1
     n: int = 2
+    log_gamma: float = EULER_GAMMA
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel, self.s, self.n)
+        check_log_gamma(self.log_gamma)
         if self.stages < 1:
             raise ValueError(f"a Nonlocal Block needs at least one stage, got {self.stages}")
         if self.pool < 0:
@@ -43,15 +46,19 @@ class NonlocalConfig:
 class PairwiseOperator(nn.Module):
     """u = pairwise_update(θ, φ, v, x) as a module, so tools can find, count and replace it."""
 
-    def __init__(self, kernel: str, s: float = 0.5, lam: float = 0.1, n: int = 2, impl: str | None = None) -> None:
+    def __init__(self, kernel: str, s: float = 0.5, lam: float = 0.1, n: int = 2, impl: str | None = None,
+                 log_gamma: float = EULER_GAMMA) -> None:
         super().__init__()
         self.kernel, self.s, self.lam, self.n, self.impl = kernel, s, lam, n, impl
+        self.log_gamma = log_gamma
 
     def forward(self, theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return pairwise_update(theta, phi, values, x, self.kernel, s=self.s, lam=self.lam, n=self.n, impl=self.impl)
+        return pairwise_update(theta, phi, values, x, self.kernel, s=self.s, lam=self.lam, n=self.n,
+                               log_gamma=self.log_gamma, impl=self.impl)
 
     def extra_repr(self) -> str:
-        return f"kernel={self.kernel!r}, s={self.s}, lam={self.lam}, n={self.n}, impl={self.impl!r}"
+        gamma = f", log_gamma={self.log_gamma:.6g}" if self.kernel == "log" else ""
+        return f"kernel={self.kernel!r}, s={self.s}, lam={self.lam}, n={self.n}{gamma}, impl={self.impl!r}"
 
 
 def _stage_conv(channels: int) -> nn.Sequential:
@@ -70,7 +77,7 @@ class NonlocalBlock(nn.Module):
         self.theta = nn.Conv2d(channels, embed, 1)
         self.phi = nn.Conv2d(channels, embed, 1)
         self.stages = nn.ModuleList(_stage_conv(channels) for _ in range(config.stages))
-        self.pairwise = PairwiseOperator(config.kernel, config.s, config.lam, config.n)
+        self.pairwise = PairwiseOperator(config.kernel, config.s, config.lam, config.n, log_gamma=config.log_gamma)
 
     def subsample(self, t: torch.Tensor) -> torch.Tensor:
         """Max-pool with window and stride p, covering ragged borders (any H, W); p = 0: identity."""

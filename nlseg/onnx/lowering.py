@@ -8,6 +8,8 @@ Two graph forms:
   sizes would be baked into the graph at the traced shape), so the conditioning, the norm
   expansion and the zero-distance rule of :mod:`nlseg.ops.kernels` are exported as they are.
 - ``plugin``: one ``nlseg::PairwiseKernel`` node per pairwise update (:mod:`nlseg.onnx.custom_op`).
+  Its kernel (the fused Triton kernel) computes the log kernel with Euler's γ only, so a log
+  kernel with another constant term (``log_gamma``, docs/design.md §6) is refused.
 
 :func:`lower_model` swaps every ``PairwiseOperator`` of a copy of the model; the original
 (used for training and as the parity reference) is left untouched.
@@ -20,9 +22,11 @@ import copy
 import torch
 from torch import nn
 
+from nlseg.errors import InputError
 from nlseg.nn.nonlocal_block import PairwiseOperator
 from nlseg.onnx.custom_op import PluginPairwise
 from nlseg.ops.associative import pairwise_associative
+from nlseg.ops.kernels import EULER_GAMMA
 from nlseg.ops.reference import pairwise_reference
 
 GRAPH_FORMS: tuple[str, ...] = ("portable", "plugin")
@@ -31,15 +35,16 @@ GRAPH_FORMS: tuple[str, ...] = ("portable", "plugin")
 class PortablePairwise(nn.Module):
     """Export stand-in for a ``PairwiseOperator`` that traces to standard ONNX operators only."""
 
-    def __init__(self, kernel: str, s: float, lam: float, n: int) -> None:
+    def __init__(self, kernel: str, s: float, lam: float, n: int, log_gamma: float = EULER_GAMMA) -> None:
         super().__init__()
-        self.kernel, self.s, self.lam, self.n = kernel, s, lam, n
+        self.kernel, self.s, self.lam, self.n, self.log_gamma = kernel, s, lam, n, log_gamma
 
     def forward(self, theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.kernel == "dot":
             return pairwise_associative(theta, phi, values, x, self.kernel, lam=self.lam)
         return pairwise_reference(
-            theta, phi, values, x, self.kernel, s=self.s, lam=self.lam, n=self.n, max_chunk_elements=None
+            theta, phi, values, x, self.kernel, s=self.s, lam=self.lam, n=self.n, log_gamma=self.log_gamma,
+            max_chunk_elements=None,
         )
 
 
@@ -47,8 +52,12 @@ def lowered_operator(op: PairwiseOperator, form: str) -> nn.Module:
     """The stand-in for one pairwise operator in graph ``form``."""
     if form not in GRAPH_FORMS:
         raise ValueError(f"unknown graph form {form!r}; expected one of {', '.join(GRAPH_FORMS)}")
-    cls = PortablePairwise if form == "portable" else PluginPairwise
-    return cls(op.kernel, op.s, op.lam, op.n)
+    if form == "portable":
+        return PortablePairwise(op.kernel, op.s, op.lam, op.n, op.log_gamma)
+    if op.kernel == "log" and op.log_gamma != EULER_GAMMA:
+        raise InputError(f"the plugin computes the log kernel with Euler's γ only, this model's constant is "
+                         f"{op.log_gamma:.6g} (docs/design.md §6); export the portable graph", param="graph")
+    return PluginPairwise(op.kernel, op.s, op.lam, op.n)
 
 
 def lower_model(model: nn.Module, form: str) -> nn.Module:

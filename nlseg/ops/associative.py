@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from nlseg.ops.kernels import combine
+from nlseg.ops.kernels import EULER_GAMMA, combine
 from nlseg.ops.reference import compute_dtype
 
 
@@ -22,8 +22,9 @@ def pairwise_associative(
     s: float = 0.5,
     lam: float = 0.1,
     n: int = 2,
+    log_gamma: float = EULER_GAMMA,
 ) -> torch.Tensor:
-    """u = (λ/M)(θ (ΦᵀV) − x (θ·Σφ)) for ``kernel='dot'``; ``s`` and ``n`` are unused."""
+    """u = (λ/M)(θ (ΦᵀV) − x (θ·Σφ)) for ``kernel='dot'``; ``s``, ``n`` and ``log_gamma`` are unused."""
     if kernel != "dot":
         raise ValueError(f"the associative implementation only exists for kernel 'dot', not {kernel!r}")
     out_dtype = x.dtype

@@ -18,6 +18,9 @@ c_n, and the rule that decides when a distance is zero.
 | `invfrac`  | c_{n,−s} λ ‖θ_i−φ_j‖^{−(n−2s)}         | (1/M) Σ ω v_j              | (4.7)  |
 | `log`      | c_n (−2λ log‖θ_i−φ_j‖ − γ)             | (1/M) Σ ω v_j              | (4.8)  |
 
+The constant γ of the log kernel is a parameter (``log_gamma``): Euler's γ as (4.8) reads, or
+λγ, which is what the thesis authors' code computes, λ·c_n(−2 log‖·‖ − γ) (docs/design.md §6).
+
 Zero distances give ω = 0 ("safe divide"). Distances are computed from the norm expansion
 ‖a−b‖² = ‖a‖² − 2a·b + ‖b‖² (§4.2.2) on embeddings centred and rescaled by a power of two
 (:func:`condition_embeddings`), so clustered embeddings lose little to cancellation and huge
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-EULER_GAMMA = 0.5772156649015329
+EULER_GAMMA = 0.5772156649015329  # the constant term of the log kernel (4.8) as the thesis text reads
 
 KERNELS: tuple[str, ...] = ("dot", "gaussian", "frac", "invfrac", "log")
 DISTANCE_KERNELS: tuple[str, ...] = ("frac", "invfrac", "log")
@@ -71,6 +74,12 @@ def check_kernel(kernel: str, s: float, n: int) -> None:
         raise ValueError(f"kernel {kernel!r} needs 0 < s < 1, got s={s}")
     if kernel == "invfrac" and not s < n / 2:
         raise ValueError(f"kernel 'invfrac' needs s < n/2, got s={s}, n={n}")
+
+
+def check_log_gamma(log_gamma: float) -> None:
+    """Raise ValueError unless the log kernel's constant term is a finite number."""
+    if not isinstance(log_gamma, (int, float)) or not math.isfinite(log_gamma):
+        raise ValueError(f"the log kernel's constant term must be a finite number, got {log_gamma!r}")
 
 
 def kernel_constant(kernel: str, s: float, n: int) -> float:
@@ -142,15 +151,17 @@ def distance_weight(
     s: float,
     lam: float,
     n: int,
+    log_gamma: float = EULER_GAMMA,
 ) -> torch.Tensor:
     """ω for the distance kernels from log‖θ_i−φ_j‖² (finite where ``zero`` is False).
 
     frac / invfrac: c λ ‖·‖^{−p} = c λ exp(−p/2 · log d²); log: c (−2λ log‖·‖ − γ) =
-    c (−λ log d² − γ). Entries at zero distance are 0 (safe divide, §4.2.2 and §4.2.3).
+    c (−λ log d² − γ) with γ = ``log_gamma``. Entries at zero distance are 0 (safe divide,
+    §4.2.2 and §4.2.3).
     """
     c = kernel_constant(kernel, s, n)
     if kernel == "log":
-        w = c * (-lam * log_d2 - EULER_GAMMA)
+        w = c * (-lam * log_d2 - log_gamma)
     else:
         p = distance_exponent(kernel, s, n)
         w = (c * lam) * torch.exp(-0.5 * p * log_d2)
@@ -186,6 +197,7 @@ def pair_weights(
     s: float,
     lam: float,
     n: int,
+    log_gamma: float = EULER_GAMMA,
 ) -> torch.Tensor:
     """The kernel matrix ω (B, n, m) between query embeddings θ (B, n, C') and keys φ (B, m, C').
 
@@ -201,4 +213,4 @@ def pair_weights(
     log_d2 = torch.log(torch.where(zero, torch.ones_like(d2), d2))
     if log_scale is not None:
         log_d2 = log_d2 + 2.0 * log_scale
-    return distance_weight(kernel, log_d2, zero, s=s, lam=lam, n=n)
+    return distance_weight(kernel, log_d2, zero, s=s, lam=lam, n=n, log_gamma=log_gamma)

@@ -6,6 +6,10 @@ the fused Triton kernel (``triton``) on CUDA tensors when Triton is installed, t
 (``cpu``) on CPU tensors, else the reference; float64 keeps the reference (the exact oracle),
 and so does code being traced for export (TorchScript, ONNX), which must record torch ops.
 ``triton`` runs CPU tensors too under Triton's interpreter (TRITON_INTERPRET=1).
+
+The log kernel's constant term γ (``log_gamma``, docs/design.md §6) is a runtime value of the
+reference and the C++ kernel; the fused Triton kernel compiles Euler's γ in, so a log kernel
+with another constant runs the reference on CUDA.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from nlseg.ops.associative import pairwise_associative
 from nlseg.ops.cpu import LIBRARY as CPU_KERNEL
 from nlseg.ops.cpu import pairwise_cpu
 from nlseg.ops.fused import FUSED_KERNELS, pairwise_fused, triton_available
-from nlseg.ops.kernels import DISTANCE_KERNELS, KERNELS, check_kernel
+from nlseg.ops.kernels import DISTANCE_KERNELS, EULER_GAMMA, KERNELS, check_kernel, check_log_gamma
 from nlseg.ops.reference import pairwise_reference
 
 PairwiseFn = Callable[..., torch.Tensor]
@@ -27,19 +31,26 @@ PairwiseFn = Callable[..., torch.Tensor]
 
 @dataclass(frozen=True)
 class Implementation:
-    """A pairwise-update implementation and the kernels it computes."""
+    """A pairwise-update implementation, the kernels it computes, and whether it takes the log
+    kernel's constant term as a value (``log_gamma``; otherwise it computes Euler's γ only)."""
 
     fn: PairwiseFn
     kernels: tuple[str, ...]
+    takes_log_gamma: bool = True
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(pairwise_reference, KERNELS),
     "associative": Implementation(pairwise_associative, ("dot",)),
-    "cpu": Implementation(pairwise_cpu, DISTANCE_KERNELS),
+    "cpu": Implementation(pairwise_cpu, DISTANCE_KERNELS, takes_log_gamma=False),
 }
 if triton_available():
-    IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS)
+    IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS, takes_log_gamma=False)
+
+
+def custom_log_gamma(kernel: str, log_gamma: float) -> bool:
+    """True for a log kernel whose constant term is not Euler's γ (the authors' λγ, docs/design.md §6)."""
+    return kernel == "log" and log_gamma != EULER_GAMMA
 
 
 def tracing() -> bool:
@@ -47,19 +58,24 @@ def tracing() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
-def default_implementation(kernel: str, device: torch.device, dtype: torch.dtype | None = None) -> str:
+def default_implementation(kernel: str, device: torch.device, dtype: torch.dtype | None = None,
+                           log_gamma: float = EULER_GAMMA) -> str:
     """The implementation ``impl=None`` uses: associative for ``dot``; for the distance kernels
     the fused kernel on CUDA, the C++ kernel on CPU (unless it failed to build, or while tracing),
-    and the reference for float64 (the exact oracle) and everything else."""
+    and the reference for float64 (the exact oracle), for a log kernel with another constant
+    than Euler's γ where the fast one computes Euler's γ only, and for everything else."""
     if kernel == "dot":
         return "associative"
     if kernel not in DISTANCE_KERNELS or dtype == torch.float64:
         return "reference"
+    fast = None
     if device.type == "cuda" and "triton" in IMPLEMENTATIONS:
-        return "triton"
-    if device.type == "cpu" and not CPU_KERNEL.failed and not tracing():
-        return "cpu"
-    return "reference"
+        fast = "triton"
+    elif device.type == "cpu" and not CPU_KERNEL.failed and not tracing():
+        fast = "cpu"
+    if fast is None or (custom_log_gamma(kernel, log_gamma) and not IMPLEMENTATIONS[fast].takes_log_gamma):
+        return "reference"
+    return fast
 
 
 def _check_shapes(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> None:
@@ -92,6 +108,7 @@ def pairwise_update(
     s: float = 0.5,
     lam: float = 0.1,
     n: int = 2,
+    log_gamma: float = EULER_GAMMA,
     impl: str | None = None,
 ) -> torch.Tensor:
     """The pairwise update u of the Nonlocal Block (DESIGN §2.3; thesis (4.1), (4.6)–(4.8)).
@@ -105,6 +122,8 @@ def pairwise_update(
         s: exponent of the fractional kernels, 0 < s < 1.
         lam: scaling λ of the kernel.
         n: dimension constant of the fractional kernels.
+        log_gamma: constant term γ of the log kernel, c(−2λ log‖θ−φ‖ − γ): Euler's γ as (4.8)
+            reads, λγ as the thesis authors' code computes (docs/design.md §6).
         impl: ``reference`` | ``associative`` (dot only) | ``triton`` (dot, frac, invfrac, log;
             needs the ``triton`` package) | ``cpu`` (frac, invfrac, log on CPU tensors; the
             reference, after one warning, where no C++ compiler is available) | None for the default.
@@ -113,8 +132,9 @@ def pairwise_update(
         u, (B, N, C), in the dtype of ``x``; normalised by M, zero distances contribute 0.
     """
     check_kernel(kernel, s, n)
+    check_log_gamma(log_gamma)
     _check_shapes(theta, phi, values, x)
-    name = impl or default_implementation(kernel, theta.device, theta.dtype)
+    name = impl or default_implementation(kernel, theta.device, theta.dtype, log_gamma)
     if name == "triton" and name not in IMPLEMENTATIONS:
         raise ValueError("pairwise implementation 'triton' needs the triton package (pip install 'nlseg[dev]')")
     if name not in IMPLEMENTATIONS:
@@ -122,4 +142,9 @@ def pairwise_update(
     implementation = IMPLEMENTATIONS[name]
     if kernel not in implementation.kernels:
         raise ValueError(f"implementation {name!r} does not support kernel {kernel!r}")
-    return implementation.fn(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
+    if not implementation.takes_log_gamma:
+        if custom_log_gamma(kernel, log_gamma):
+            raise ValueError(f"implementation {name!r} computes the log kernel with Euler's γ only, not "
+                             f"log_gamma={log_gamma}; use impl='reference' (or None)")
+        return implementation.fn(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
+    return implementation.fn(theta, phi, values, x, kernel, s=s, lam=lam, n=n, log_gamma=log_gamma)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from nlseg.ops.kernels import DISTANCE_KERNELS, combine, condition_embeddings, pair_weights
+from nlseg.ops.kernels import DISTANCE_KERNELS, EULER_GAMMA, combine, condition_embeddings, pair_weights
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # 4M kernel entries: 16 MB of float32 per block
 
@@ -30,9 +30,13 @@ def pairwise_reference(
     s: float = 0.5,
     lam: float = 0.1,
     n: int = 2,
+    log_gamma: float = EULER_GAMMA,
     max_chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
 ) -> torch.Tensor:
-    """u (B, N, C) by forming ω in blocks of query rows; ``max_chunk_elements=None`` forms it whole."""
+    """u (B, N, C) by forming ω in blocks of query rows; ``max_chunk_elements=None`` forms it whole.
+
+    ``log_gamma``: the constant term γ of the log kernel (4.8), c(−2λ log‖·‖ − γ).
+    """
     out_dtype = x.dtype
     dtype = compute_dtype(theta.dtype)
     theta, phi, values, x = (t.to(dtype) for t in (theta, phi, values, x))
@@ -42,7 +46,7 @@ def pairwise_reference(
         theta, phi, log_scale = condition_embeddings(theta, phi)
 
     def block(theta_rows: torch.Tensor, x_rows: torch.Tensor, phi: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        w = pair_weights(kernel, theta_rows, phi, log_scale, s=s, lam=lam, n=n)
+        w = pair_weights(kernel, theta_rows, phi, log_scale, s=s, lam=lam, n=n, log_gamma=log_gamma)
         return combine(kernel, w @ values, w.sum(-1, keepdim=True), x_rows, m)
 
     n_rows = theta.shape[1]
