@@ -27,7 +27,7 @@ def eval_command(
     data_dir: DataDir = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help=f"Evaluate on another dataset: "
                                                    f"{', '.join(DATASETS)} (default: the training set's).")] = None,
-    split: Annotated[str, typer.Option("--split", help="train or val.")] = "val",
+    split: Annotated[str, typer.Option("--split", help="train or val (camvid: also test).")] = "val",
     noise_sigma: Annotated[float, typer.Option("--noise-sigma", help="Add Gaussian noise N(0, σ²) to the [0, 1] "
                                                "inputs (thesis Table 5.6: 0.02).")] = 0.0,
     size: Size = None,
@@ -41,8 +41,6 @@ def eval_command(
         raise InputError(f"--noise-sigma: must be >= 0, got {noise_sigma}")
     if batch_size < 1:
         raise InputError(f"--batch-size: need at least 1, got {batch_size}")
-    if split not in ("train", "val"):
-        raise InputError(f"--split: expected train or val, got {split!r}")
     model, config, payload = load_model(checkpoint)
     meta = payload.get("meta", {})
     mean = payload.get("input_mean")
@@ -52,19 +50,26 @@ def eval_command(
     if name is None:
         raise InputError(f"--dataset: {checkpoint} does not name its dataset; pass --dataset")
     info = dataset_info(name, "--dataset")
+    if split not in info.splits:
+        raise InputError(f"--split: {name} has {' and '.join(info.splits)}, not {split!r}")
     if data_dir is None and dataset is None and meta.get("data_dir"):
         data_dir = Path(meta["data_dir"])
-    image_size = segmentation_size(size, config.task, tuple(meta.get("image_size", config.image_size)), name)
+    # Its training frames' size; on another dataset with frames of its own size (CamVid), those.
+    trained_size = tuple(meta.get("image_size", config.image_size))
+    image_size = segmentation_size(size, config.task, info.size if info.size and name != meta.get("dataset")
+                                   else trained_size, name)
     show_warnings()
     data = load_split(name, Request(split, data_dir, image_size, workers))
     if data.task != config.task or data.num_classes != config.num_classes:
         raise InputError(f"--dataset: {checkpoint} is a {config.num_classes}-class {config.task} network; "
                          f"{name} is a {data.num_classes}-class {data.task} set")
     ctx = Context(0, 1, resolve_device(device))
-    scores = evaluate(model.to(ctx.device), data, mean, batch_size, ctx, noise_sigma, per_class=True)
+    scores = evaluate(model.to(ctx.device), data, mean, batch_size, ctx, noise_sigma, per_class=True,
+                      groups=info.scored_as)
     result = {"checkpoint": str(checkpoint), "dataset": name, "split": split, "images": len(data),
               "noise_sigma": noise_sigma, **scores}
-    class_names = info.class_names or tuple(str(i) for i in range(config.num_classes))
+    class_names = (info.scored_as.names if info.scored_as else info.class_names) or tuple(
+        str(i) for i in range(config.num_classes))
     if "per_class_iou" in result:
         result["per_class_iou"] = dict(zip(class_names, result["per_class_iou"]))
 

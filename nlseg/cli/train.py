@@ -18,7 +18,7 @@ from nlseg.data.synthetic import COUNTS
 from nlseg.errors import InputError
 from nlseg.train import distributed
 from nlseg.train.loop import RunSpec, fit, median_summary
-from nlseg.train.recipe import RECIPES
+from nlseg.train.recipe import RECIPES, SCHEDULES
 from nlseg.train.rundir import write_json
 
 DatasetArg = Annotated[str, typer.Argument(help=f"One of {', '.join(DATASETS)}.", show_default=False)]
@@ -26,8 +26,8 @@ DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder hold
                                                   "qtips, qtips-seg and synthetic).")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (under torchrun: one GPU per process).")]
 Workers = Annotated[int, typer.Option("--workers", help="Threads / processes that read or render the dataset.")]
-Size = Annotated[Optional[str], typer.Option("--size", help="HxW of segmentation inputs (default: the preset's, "
-                                             "90x160 for BDD100K).")]
+Size = Annotated[Optional[str], typer.Option("--size", help="HxW of segmentation inputs (default: the dataset's "
+                                             "frames for CamVid, 360x480, else the preset's, 90x160 for BDD100K).")]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -41,15 +41,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def segmentation_size(text: str | None, task: str, default: tuple[int, int], dataset: str) -> tuple[int, int]:
-    """--size for segmentation sets; InputError when given for a fixed-size dataset."""
+def segmentation_size(text: str | None, task: str, default: tuple[int, int], dataset: str,
+                      flag: str = "--size") -> tuple[int, int]:
+    """--size (or ``flag``) for segmentation sets; InputError when given for a fixed-size dataset."""
     if text is None:
         return default
     if task != "segment" or dataset == "qtips-seg":
-        raise InputError(f"--size: {dataset} images have a fixed size ({default[0]}x{default[1]})")
-    size = opt.parse_size(text, "--size")
+        raise InputError(f"{flag}: {dataset} images have a fixed size ({default[0]}x{default[1]})")
+    size = opt.parse_size(text, flag)
     if len(size) != 2:
-        raise InputError(f"--size: expected HxW such as 90x160, got {text!r}")
+        raise InputError(f"{flag}: expected HxW such as 90x160, got {text!r}")
     return size[0], size[1]
 
 
@@ -82,6 +83,14 @@ def train(
     train_fraction: Annotated[float, typer.Option("--train-fraction", help="Train on this random fraction of the "
                                                   "training set (thesis Table 5.7).")] = 1.0,
     size: Size = None,
+    crop: Annotated[Optional[str], typer.Option("--crop", help="HxW of the random training crops of street scenes "
+                                                "(default: the recipe's; camvid: 270x480 of 360x480).")] = None,
+    infer_size: Annotated[Optional[str], typer.Option("--infer-size", help="HxW the network runs at by default in "
+                                                      "nlseg infer (default: --size).")] = None,
+    class_weights: Annotated[Optional[bool], typer.Option("--class-weights/--no-class-weights", help="Weigh the loss "
+                                                          "by median-frequency class balancing (default: off).")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help=f"Learning-rate schedule: {', '.join(SCHEDULES)} "
+                                                    "(default: the recipe's; camvid: poly).")] = None,
     model: opt.Model = "hamiltonian",
     blocks: opt.Blocks = None,
     channels: opt.Channels = None,
@@ -95,9 +104,20 @@ def train(
     """Train a network with the thesis recipe; writes config.json, metrics.jsonl, curves.png, last.pt, best.pt."""
     info = dataset_info(dataset)
     config = opt.model_config(info.preset, model, blocks, channels, nonlocal_op, s, stages, pool, h, layout=layout)
-    image_size = segmentation_size(size, config.task, config.image_size, dataset)
-    config = replace(config, image_size=image_size)
+    image_size = segmentation_size(size, config.task, info.size or config.image_size, dataset)
     recipe = RECIPES[dataset]
+    if schedule is not None and schedule not in SCHEDULES:
+        raise InputError(f"--schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    for flag, value in (("--crop", crop), ("--class-weights", class_weights or None), ("--infer-size", infer_size)):
+        if value is not None and (config.task != "segment" or dataset == "qtips-seg"):
+            raise InputError(f"{flag}: for street-scene segmentation sets, not {dataset}")
+    crop_size = segmentation_size(crop, config.task, image_size, dataset, "--crop") if crop is not None else recipe.crop
+    if crop is None and crop_size is not None and info.size is not None and image_size != info.size:
+        crop_size = (round(crop_size[0] * image_size[0] / info.size[0]), round(crop_size[1] * image_size[1] / info.size[1]))
+    recipe = replace(recipe, crop=crop_size, schedule=schedule or recipe.schedule,
+                     class_weights=recipe.class_weights if class_weights is None else class_weights)
+    # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
+    config = replace(config, image_size=segmentation_size(infer_size, config.task, image_size, dataset, "--infer-size"))
     for flag, value, ok in (("--epochs", epochs, epochs is None or epochs >= 1),
                             ("--batch-size", batch_size, batch_size is None or batch_size >= 1),
                             ("--lr", lr, lr is None or lr > 0),
@@ -128,15 +148,18 @@ def train(
         val_split = load_split(dataset, replace(request, split="val"))
         if train_split.task != config.task:
             raise InputError(f"--model: a {config.task} network cannot train on {dataset} ({train_split.task})")
+        decay = (f"with ×{recipe.gamma} after epochs {list(recipe.milestone_epochs())}" if recipe.schedule == "step"
+                 else f"with {recipe.schedule} decay")
         log(f"{dataset}: {len(train_split)} training and {len(val_split)} validation images "
             f"{train_split.image_size[0]}x{train_split.image_size[1]}; {ctx.world} process(es) on {ctx.device}; "
-            f"lr {recipe.lr} with ×{recipe.gamma} after epochs {list(recipe.milestone_epochs())} of {recipe.epochs}")
+            f"lr {recipe.lr} {decay} over {recipe.epochs} epochs")
         histories = {}
         for run_seed in seed_list:
             run_out = out / f"seed-{run_seed}" if seeds is not None else out
             spec = RunSpec(dataset, None if data_dir is None else str(data_dir.resolve()), image_size, config,
                            recipe, run_seed, train_fraction)
-            histories[run_seed] = fit(spec, train_split, val_split, run_out, ctx, resume, info.class_names, log)
+            histories[run_seed] = fit(spec, train_split, val_split, run_out, ctx, resume, info.class_names, log,
+                                      info.scored_as)
         if seeds is not None and ctx.is_main:
             result = median_summary(histories)
             write_json(out / "seeds.json", result)

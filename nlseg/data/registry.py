@@ -8,8 +8,9 @@ from typing import Callable
 
 from nlseg.data import qtips as qt
 from nlseg.data.bdd100k import bdd100k_layout
+from nlseg.data.camvid import CAMVID_SIZE, SPLITS as CAMVID_SPLITS, load_camvid
 from nlseg.data.cifar import load_cifar
-from nlseg.data.labels import BDD100K_CLASSES
+from nlseg.data.labels import BDD100K_CLASSES, CAMVID_SCORING, ClassGroups
 from nlseg.data.segfolder import folder_layout, load_pairs
 from nlseg.data.split import Split
 from nlseg.data.stl10 import load_stl10
@@ -31,12 +32,20 @@ class Request:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset: its architecture preset, whether it reads files, class names (segmentation), loader."""
+    """A dataset: its architecture preset, whether it reads files, class names (segmentation), loader.
+
+    ``splits``: the splits it has; ``size``: its frames' (H, W) when that is the natural
+    default of ``--size``; ``scored_as``: the label set its scores are reported in, when that
+    is coarser than the network's classes (CamVid's 11 classes for 19-class networks).
+    """
 
     preset: str
     data_dir: str  # "required", "optional" or "none"
     load: Callable[[Request], Split]
     class_names: tuple[str, ...] = ()
+    splits: tuple[str, ...] = ("train", "val")
+    size: tuple[int, int] | None = None
+    scored_as: ClassGroups | None = None
 
 
 def _synthetic(r: Request) -> Split:
@@ -59,6 +68,8 @@ DATASETS: dict[str, DatasetInfo] = {
                           lambda r: load_pairs(folder_layout(r.data_dir, r.split), r.size, 19, r.workers),
                           BDD100K_CLASSES),
     "synthetic": DatasetInfo("bdd100k", "optional", _synthetic, BDD100K_CLASSES),
+    "camvid": DatasetInfo("bdd100k", "required", lambda r: load_camvid(r.data_dir, r.split, r.size, r.workers),
+                          BDD100K_CLASSES, CAMVID_SPLITS, CAMVID_SIZE, CAMVID_SCORING),
 }
 
 

@@ -6,6 +6,8 @@ Augmentation runs on whole batches on the training device, driven by an explicit
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -73,3 +75,58 @@ def augment(
         if seg:
             target = torch.where(mask[:, None, None], target.flip(-1), target)
     return x.contiguous(), target
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) luma (ITU-R BT.601 weights) of RGB images (B, 3, H, W)."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+
+
+def augment_scenes(
+    images: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, crop: tuple[int, int],
+    scale: tuple[float, float], flip: bool, jitter: float, generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Street-scene augmentation of a batch: colour jitter, random scale, crop and flip, then the mean.
+
+    ``images`` uint8 (B, 3, H, W), ``target`` masks (B, H, W). Per sample: brightness, contrast
+    and saturation factors in [1 − ``jitter``, 1 + ``jitter``]; a scale factor log-uniform in
+    ``scale``; a ``crop`` (H, W) window at a uniform position in the scaled frame (where the
+    scaled frame is smaller, it sits at a uniform position inside the window, the rest being the
+    mean colour and 255 = ignored); a horizontal flip with probability 1/2 if ``flip``. Images are
+    resampled bilinearly, masks by nearest neighbour, both in one batched ``grid_sample``.
+    Returns the mean-subtracted crops (B, 3, *crop) and their masks (B, *crop). Random numbers
+    come from ``generator`` (CPU) in a fixed order, so a batch is a function of the generator's state.
+    """
+    b, _, h, w = images.shape
+    ch, cw = crop
+    draws = torch.rand(6, b, generator=generator, dtype=torch.float64)
+    flips = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    device = images.device
+    x = images.float() / 255.0
+    if jitter > 0:
+        bright, contrast, saturation = (1.0 + jitter * (2 * draws[:3] - 1)).float().to(device)[:, :, None, None, None]
+        x = x * bright
+        level = _luma(x).mean((2, 3), keepdim=True)
+        x = (x - level) * contrast + level
+        gray = _luma(x)
+        x = ((x - gray) * saturation + gray).clamp(0.0, 1.0)
+    x = normalize(x, mean)
+    lo, hi = math.log(scale[0]), math.log(scale[1])
+    s = torch.exp(lo + (hi - lo) * draws[3])
+    # The crop's top-left corner in scaled-frame pixels: uniform over the valid positions.
+    span_y, span_x = h * s - ch, w * s - cw
+    top = torch.minimum(span_y, torch.zeros(b, dtype=torch.float64)) + draws[4] * span_y.abs()
+    left = torch.minimum(span_x, torch.zeros(b, dtype=torch.float64)) + draws[5] * span_x.abs()
+    # Output pixel centre (i + 1/2, j + 1/2) of the crop -> source position ((top + i + 1/2) / s) -> [-1, 1].
+    rows = (top[:, None] + torch.arange(ch, dtype=torch.float64) + 0.5) / s[:, None]
+    cols = (left[:, None] + torch.arange(cw, dtype=torch.float64) + 0.5) / s[:, None]
+    cols = torch.where(flips[:, None], cols.flip(-1), cols)
+    gy = (2 * rows / h - 1)[:, :, None].expand(b, ch, cw)
+    gx = (2 * cols / w - 1)[:, None, :].expand(b, ch, cw)
+    grid = torch.stack([gx, gy], -1).to(device=device, dtype=torch.float32)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # Masks: ids + 1 sampled by nearest neighbour, so 0 marks pixels outside the frame.
+    shifted = (target.to(torch.int16) + 1).to(torch.float32)[:, None]
+    m = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0].to(torch.int16) - 1
+    m = torch.where(m < 0, torch.full_like(m, 255), m).to(torch.uint8)
+    return x.contiguous(), m

@@ -22,13 +22,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nlseg.checkpoint import read_checkpoint, save_checkpoint
-from nlseg.data.labels import IGNORE_INDEX
+from nlseg.data.labels import IGNORE_INDEX, ClassGroups
 from nlseg.data.split import Split
-from nlseg.data.transforms import augment, normalize
+from nlseg.data.transforms import augment, augment_scenes, normalize
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig, build_model
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.train import rundir
+from nlseg.train.class_balance import median_frequency_weights
 from nlseg.train.distributed import Context, sync_batchnorm
 from nlseg.train.metrics import Scores
 from nlseg.train.progress import EpochBar
@@ -75,16 +76,25 @@ def training_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep].sort().values
 
 
-def summed_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy summed over samples or labelled pixels (255 ignored), in float32."""
-    return F.cross_entropy(logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="sum")
+def summed_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy summed over samples or labelled pixels (255 ignored), in float32.
+
+    With class weights ``weight`` each term is multiplied by the weight of its true class.
+    """
+    return F.cross_entropy(logits.float(), target.long(), weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
 
 
-def labelled_count(target: torch.Tensor) -> torch.Tensor:
-    """Samples, or labelled pixels, of a target batch (at least 1), without a device sync."""
+def labelled_count(target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Samples, or labelled pixels, of a target batch (at least 1), without a device sync.
+
+    With class weights: the sum of the labelled pixels' weights (the weighted loss's mean divides by it).
+    """
     if target.dim() == 1:
         return torch.tensor(float(len(target)), device=target.device)
-    return (target != IGNORE_INDEX).sum().clamp(min=1).float()
+    labelled = target != IGNORE_INDEX
+    if weight is None:
+        return labelled.sum().clamp(min=1).float()
+    return weight[torch.where(labelled, target.long(), 0)].mul(labelled).sum().clamp(min=1e-12).float()
 
 
 def autocast_for(device: torch.device):
@@ -93,32 +103,41 @@ def autocast_for(device: torch.device):
 
 
 def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, data: Split,
-                mean: torch.Tensor, spec: RunSpec, epoch: int, ctx: Context) -> dict[str, Any]:
-    """One epoch over ``data``; returns the epoch's training loss and accuracy (pixel accuracy)."""
+                mean: torch.Tensor, spec: RunSpec, epoch: int, ctx: Context,
+                weight: torch.Tensor | None = None, groups: ClassGroups | None = None) -> dict[str, Any]:
+    """One epoch over ``data``; returns the epoch's training loss and accuracy (pixel accuracy).
+
+    ``weight``: class weights of the loss (the reported training loss is then the weighted one);
+    ``groups``: the label set the metrics are reported in.
+    """
     recipe, device = spec.recipe, ctx.device
     g = epoch_generator(spec.seed, epoch)
     order = torch.randperm(len(data), generator=g)
     batches = [b for b in order.split(recipe.batch_size) if len(b) >= ctx.world]
-    scores = Scores(data.num_classes, data.is_segmentation, device)
+    scores = Scores(data.num_classes, data.is_segmentation, device, groups)
+    crop = recipe.crop or data.image_size
     bar = EpochBar(f"epoch {epoch}/{recipe.epochs}", len(batches),
                    "pixel acc" if data.is_segmentation else "acc", ctx.is_main)
     module.train()
     refresh = max(1, len(batches) // 40)
     for i, index in enumerate(batches):
-        x = normalize(data.images[index].to(device, non_blocking=True), mean)
+        images = data.images[index].to(device, non_blocking=True)
         y = data.targets[index].to(device, non_blocking=True)
-        x, y = augment(x, y, recipe.pad, recipe.flip, g)
-        count = labelled_count(y)  # over the global batch: the loss is its mean
+        if recipe.scene_augmentation:
+            x, y = augment_scenes(images, y, mean, crop, recipe.scale, recipe.flip, recipe.jitter, g)
+        else:
+            x, y = augment(normalize(images, mean), y, recipe.pad, recipe.flip, g)
+        count = labelled_count(y, weight)  # over the global batch: the loss is its mean
         part = ctx.shard(len(index))
         x, y = x[part], y[part]
         with autocast_for(device):
             logits = model(x)
-        loss_sum = summed_loss(logits, y)
+        loss_sum = summed_loss(logits, y, weight)
         loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scores.update(logits.detach(), y, loss_sum, labelled_count(y))
+        scores.update(logits.detach(), y, loss_sum, labelled_count(y, weight))
         bar.advance(len(index))
         if bar.enabled and (i % refresh == 0 or i == len(batches) - 1):
             summary = scores.summary()
@@ -130,15 +149,16 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
 
 @torch.no_grad()
 def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int, ctx: Context,
-             noise_sigma: float = 0.0, per_class: bool = False) -> dict[str, Any]:
+             noise_sigma: float = 0.0, per_class: bool = False, groups: ClassGroups | None = None) -> dict[str, Any]:
     """Loss and metrics on ``data`` (this process's shard, summed over processes).
 
     ``noise_sigma`` adds Gaussian noise N(0, σ²) to the [0, 1] inputs (thesis §5.4.1, Table 5.6)
-    from a fixed generator, so the same checkpoint always sees the same noise.
+    from a fixed generator, so the same checkpoint always sees the same noise. ``groups``:
+    report the metrics in this coarser label set (the loss stays the network's).
     """
     module.eval()
     shard = ctx.shard(len(data))
-    scores = Scores(data.num_classes, data.is_segmentation, ctx.device)
+    scores = Scores(data.num_classes, data.is_segmentation, ctx.device, groups)
     g = torch.Generator().manual_seed(0)
     for start in range(shard.start, shard.stop, batch_size):
         index = slice(start, min(start + batch_size, shard.stop))
@@ -177,6 +197,8 @@ def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim
     """Load ``last.pt`` into the model and optimiser, restore RNG states; returns the checkpoint."""
     payload = read_checkpoint(out / rundir.LAST)
     stored = payload.get("run", {})
+    if stored:  # settings added since the run started compare as their defaults
+        stored = RunSpec.from_dict(stored).to_dict()
     mine = spec.to_dict()
     changed = sorted(k for k in set(stored) | set(mine) if stored.get(k) != mine.get(k))
     if changed:
@@ -191,9 +213,11 @@ def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim
 
 
 def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume: bool,
-        class_names: tuple[str, ...] = (), log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+        class_names: tuple[str, ...] = (), log: Callable[[str], None] = print,
+        groups: ClassGroups | None = None) -> list[dict[str, Any]]:
     """Train ``spec`` in run directory ``out`` (rank 0 writes), resuming from ``last.pt`` if asked.
 
+    ``groups``: validation metrics (and ``best.pt``) in this coarser label set.
     Returns the metrics history, one row per epoch.
     """
     recipe = spec.recipe
@@ -202,6 +226,7 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
     mean = train.pixel_mean()
     if not recipe.pixel_mean:
         mean = mean.mean((1, 2), keepdim=True)
+    weight = median_frequency_weights(train.targets, train.num_classes).to(ctx.device) if recipe.class_weights else None
     if ctx.device.type == "cuda":  # a few hundred MB of uint8 at most: index batches on the GPU
         train, val = train.to(ctx.device), val.to(ctx.device)
     torch.manual_seed(spec.seed)
@@ -235,8 +260,8 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
         lr = recipe.learning_rate(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx)
-        val_scores = evaluate(module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation)
+        train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx, weight, groups)
+        val_scores = evaluate(module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups)
         row = _row(epoch, lr, time.perf_counter() - start, train_scores, val_scores)
         history.append(row)
         value = row.get(f"val_{spec.metric}")

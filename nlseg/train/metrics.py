@@ -6,6 +6,10 @@ ignored; mIoU is the mean over the classes whose IoU is defined (TP + FP + FN > 
 The thesis's Table 5.8 used a different *soft* IoU: softmax probabilities p against one-hot
 labels y over all classes at once, with 255 as an extra class the network never predicts,
 (Σ p·y + 1) / (Σ p + Σ y − Σ p·y + 1). Here the sums run over the whole split.
+
+Scored in a coarser label set (:class:`~nlseg.data.labels.ClassGroups`, e.g. CamVid's 11
+classes for a 19-class network), a pixel's prediction is the group of its arg-max class, and
+the soft IoU uses the summed probabilities of each group.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nlseg.data.labels import IGNORE_INDEX
+from nlseg.data.labels import IGNORE_INDEX, ClassGroups
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -63,13 +67,34 @@ def soft_iou(terms: torch.Tensor, smooth: float = 1.0) -> float:
     return (inter + smooth) / (p + y - inter + smooth)
 
 
-class Scores:
-    """Running loss, confusion matrix and (segmentation) soft-IoU sums over batches."""
+def grouped_labels(labels: torch.Tensor, groups: ClassGroups) -> torch.Tensor:
+    """The groups of class ids (predictions or targets); 255 stays 255."""
+    lut = torch.full((256,), IGNORE_INDEX, dtype=torch.long, device=labels.device)
+    lut[: len(groups.of_class)] = torch.tensor(groups.of_class, device=labels.device)
+    return lut[labels.long()]
 
-    def __init__(self, num_classes: int, segmentation: bool, device: torch.device) -> None:
-        self.num_classes, self.segmentation = num_classes, segmentation
+
+def grouped_log_probs(logits: torch.Tensor, groups: ClassGroups) -> torch.Tensor:
+    """(B, G, H, W) log of each group's summed softmax probability: logits of the grouped classes."""
+    of_class = torch.tensor(groups.of_class, device=logits.device)
+    probs = F.softmax(logits.float(), dim=1)
+    summed = probs.new_zeros(probs.shape[0], len(groups.names), *probs.shape[2:]).index_add_(1, of_class, probs)
+    return summed.clamp_min(1e-30).log()
+
+
+class Scores:
+    """Running loss, confusion matrix and (segmentation) soft-IoU sums over batches.
+
+    With ``groups`` the confusion matrix and soft IoU are those of the groups.
+    """
+
+    def __init__(self, num_classes: int, segmentation: bool, device: torch.device,
+                 groups: ClassGroups | None = None) -> None:
+        self.groups = groups
+        self.num_classes = num_classes if groups is None else len(groups.names)
+        self.segmentation = segmentation
         self.loss = torch.zeros(2, dtype=torch.float64, device=device)  # (sum, count)
-        self.conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=device)
         self.soft = torch.zeros(3, dtype=torch.float64, device=device)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, loss_sum: torch.Tensor, count: int | torch.Tensor,
@@ -77,9 +102,13 @@ class Scores:
         """Add a batch: ``loss_sum`` over its ``count`` samples (pixels)."""
         self.loss += torch.stack([loss_sum.detach().double(), torch.as_tensor(count, dtype=torch.float64,
                                                                                device=self.loss.device)])
-        self.conf += confusion_matrix(logits.argmax(1), target, self.num_classes)
+        logits, pred = logits.detach(), logits.detach().argmax(1)
+        if self.groups is not None:
+            pred, target = grouped_labels(pred, self.groups), grouped_labels(target, self.groups)
+            logits = grouped_log_probs(logits, self.groups) if soft else logits
+        self.conf += confusion_matrix(pred, target, self.num_classes)
         if soft:
-            self.soft += soft_iou_terms(logits.detach(), target)
+            self.soft += soft_iou_terms(logits, target)
 
     def tensors(self) -> list[torch.Tensor]:
         """The accumulators, for an all-reduce across processes."""

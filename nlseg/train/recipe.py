@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -17,6 +18,12 @@ class Recipe:
     runs at ``lr × warmup`` (0.01 for lr 0.1) when ``warmup`` is set. ``pixel_mean`` subtracts
     the per-pixel training mean (thesis §4.4); False subtracts its per-channel average, which
     suits a segmenter meant to run at any resolution.
+
+    ``schedule``: ``step`` (the thesis's milestones), ``poly`` (lr × (1 − t)^0.9, t the fraction
+    of epochs done) or ``cosine`` (lr × (1 + cos πt) / 2), per epoch. Street scenes
+    (:func:`~nlseg.data.transforms.augment_scenes`) are scaled by a random factor in
+    ``scale``, cropped to ``crop`` (H, W; None: the input size), flipped and colour-jittered
+    by up to ±``jitter``; ``class_weights`` weighs the loss by median-frequency balancing.
     """
 
     epochs: int = 200
@@ -31,15 +38,30 @@ class Recipe:
     pad: int = 4
     flip: bool = True
     pixel_mean: bool = True
+    schedule: str = "step"
+    scale: tuple[float, float] = (1.0, 1.0)
+    crop: tuple[int, int] | None = None
+    jitter: float = 0.0
+    class_weights: bool = False
+
+    @property
+    def scene_augmentation(self) -> bool:
+        """Whether batches go through :func:`~nlseg.data.transforms.augment_scenes` (else pad/crop/flip)."""
+        return self.scale != (1.0, 1.0) or self.crop is not None or self.jitter > 0
 
     def milestone_epochs(self) -> tuple[int, ...]:
         """Epochs after which the rate drops: (80, 120, 160, 180) for 200 epochs, scaled for others."""
         return tuple(int(round(f * self.epochs)) for f in self.milestones)
 
     def learning_rate(self, epoch: int) -> float:
-        """Rate of 1-based ``epoch``: warm-up in epoch 1, then lr × gamma^(milestones passed)."""
+        """Rate of 1-based ``epoch``: warm-up in epoch 1, then the schedule's."""
         if epoch == 1 and self.warmup is not None:
             return self.lr * self.warmup
+        done = (epoch - 1) / self.epochs
+        if self.schedule == "poly":
+            return self.lr * (1.0 - done) ** 0.9
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * done))
         return self.lr * self.gamma ** sum(epoch > m for m in self.milestone_epochs())
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +71,9 @@ class Recipe:
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+
+
+SCHEDULES = ("step", "poly", "cosine")
 
 
 _SEGMENT = Recipe(batch_size=8, pad=0)
@@ -63,4 +88,8 @@ RECIPES: dict[str, Recipe] = {
     "folder": _SEGMENT,
     # Demo / deployment segmenter: a shorter run, a per-channel mean that fits every resolution.
     "synthetic": replace(_SEGMENT, epochs=30, pixel_mean=False),
+    # Small real street data on a CPU (the CamVid section of README's nlseg train): random scale,
+    # crop, flip and colour jitter, poly decay from 0.05 (no warm-up epoch), per-channel mean.
+    "camvid": replace(_SEGMENT, epochs=100, lr=0.05, warmup=None, schedule="poly", pixel_mean=False,
+                      scale=(0.75, 1.5), crop=(270, 480), jitter=0.25),
 }

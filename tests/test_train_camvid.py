@@ -1,0 +1,111 @@
+"""``nlseg train camvid`` / ``nlseg eval --dataset camvid`` end to end on a tiny generated CamVid folder."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nlseg.data.labels import CAMVID_CLASSES
+from nlseg.train.rundir import read_metrics
+from tests.test_data_camvid import write_camvid
+from tests.test_train_cli import ENV, TINY, assert_same_rows, cli  # noqa: F401 (cli is a fixture)
+
+
+@pytest.fixture(autouse=True)
+def _keep_global_rng():
+    """In-process training seeds torch's global generator; give other tests back the state they had."""
+    state = torch.get_rng_state()
+    yield
+    torch.set_rng_state(state)
+
+
+@pytest.fixture(scope="module")
+def camvid(tmp_path_factory) -> Path:
+    """SegNet's layout, 12x16 frames (read at 24x32): 6 training, 3 validation and 2 test frames."""
+    root = tmp_path_factory.mktemp("camvid")
+    write_camvid(root, True, {"train": 6, "val": 3, "test": 2})
+    return root
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "camvid", "--data-dir", data, "--layout", "realtime", "--epochs", "3", "--batch-size", "3",
+            "--size", "24x32", "--crop", "16x24", "--class-weights", "--out", out, *TINY, *extra]
+
+
+def test_train_and_eval_score_the_11_camvid_classes(camvid, tmp_path, cli):
+    out = tmp_path / "run"
+    code, stdout, err = cli(*train_args(camvid, out, "--epochs", "2", "--infer-size", "18x32"))
+    assert code == 0, err
+    assert "poly decay" in stdout
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2] and len(rows[0]["val_per_class_iou"]) == 11
+    assert rows[1]["lr"] == pytest.approx(0.05 * 0.5 ** 0.9)  # poly: lr (1 - 1/2)^0.9
+    recipe = json.loads((out / "config.json").read_text())["run"]["recipe"]
+    assert recipe["crop"] == [16, 24] and recipe["class_weights"] is True and recipe["scale"] == [0.75, 1.5]
+    payload = torch.load(out / "last.pt", weights_only=True)
+    assert payload["model_config"]["num_classes"] == 19 and payload["model_config"]["image_size"] == [18, 32]
+    assert payload["meta"]["image_size"] == [24, 32] and payload["meta"]["dataset"] == "camvid"
+
+    code, stdout, err = cli("eval", out / "last.pt", "--split", "test", "--json")
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["images"] == 2 and list(result["per_class_iou"]) == list(CAMVID_CLASSES)
+    assert 0 <= result["miou"] <= 1 and 0 <= result["pixel_accuracy"] <= 1
+    code, stdout, err = cli("eval", out / "last.pt", "--json")
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["miou"] == pytest.approx(rows[-1]["val_miou"])
+
+
+def test_camvid_run_killed_and_resumed_is_identical(camvid, tmp_path, cli):
+    code, _, err = cli(*train_args(camvid, tmp_path / "full"))
+    assert code == 0, err
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "nlseg", *map(str, train_args(camvid, killed))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 240
+    while not (killed / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)  # right after the first checkpoint
+    assert proc.wait(30) == -signal.SIGKILL
+    done = torch.load(killed / "last.pt", weights_only=True)["epoch"]
+    assert 1 <= done < 3
+    code, stdout, err = cli(*train_args(camvid, killed, "--resume"))
+    assert code == 0, err
+    assert f"resuming {killed} after epoch {done}" in stdout
+    assert_same_rows(read_metrics(killed / "metrics.jsonl"), read_metrics(tmp_path / "full" / "metrics.jsonl"))
+    a = torch.load(killed / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["state_dict"]
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["train", "camvid", "--data-dir", "{empty}"], "trainannot"),
+        (["train", "qtips", "--crop", "8x8"], "--crop"),
+        (["train", "cifar10", "--class-weights"], "--class-weights"),
+        (["train", "camvid", "--data-dir", "{empty}", "--schedule", "linear"], "--schedule"),
+        (["train", "camvid", "--data-dir", "{empty}", "--crop", "8"], "--crop"),
+        (["eval", "{ckpt}", "--split", "trainval"], "--split"),
+        (["eval", "{ckpt}", "--dataset", "synthetic", "--split", "test"], "--split"),
+    ],
+)
+def test_bad_camvid_input_is_one_line(args, flag, camvid, tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    ckpt = tmp_path / "w.pt"
+    if "{ckpt}" in args:
+        code, _, err = cli(*train_args(camvid, tmp_path / "r", "--epochs", "1"))
+        assert code == 0, err
+        ckpt = tmp_path / "r" / "last.pt"
+    args = [a.format(empty=tmp_path / "empty", ckpt=ckpt) for a in args]
+    code, _, err = cli(*args)
+    err = err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and flag in err[0] and err[0].startswith("error: ")
