@@ -25,7 +25,7 @@ from nlseg.tensorrt.engine_meta import metadata_path
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 pytestmark = [
-    pytest.mark.skipif(not HAS_TENSORRT, reason="needs TensorRT >= 10.9; it cannot be installed here (DESIGN §4)"),
+    pytest.mark.skipif(not HAS_TENSORRT, reason="needs TensorRT >= 10.9; it cannot be installed here (docs/design.md §4)"),
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
     pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the plugin's kernel needs triton"),
     pytest.mark.skipif(not custom_op_available(), reason="the ONNX Runtime reference needs onnxruntime-extensions"),
@@ -123,7 +123,7 @@ def test_wrong_gpu_in_metadata_is_refused(built, tmp_path):
 
 
 def test_triton_repository_with_the_engine(built):
-    from tests.triton_model_config import parse_config
+    from tests.test_triton_repo import parse_config
 
     repo = built["root"] / "repo"
     config = parse_config((repo / "tiny_fp16_trt" / "config.pbtxt").read_text())

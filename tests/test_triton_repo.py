@@ -1,21 +1,51 @@
-"""Triton Inference Server model repositories: config.pbtxt parses as Triton's ModelConfig and names the
-right platform, tensors, types, dims, batching and instances; deploy/ templates match the writer."""
+"""Triton Inference Server model repositories: config.pbtxt parses as Triton's own ModelConfig and names the
+right platform, tensors, types, dims, batching and instances; deploy/ templates match the writer.
+
+The schema is Triton's ``model_config.proto`` as ``tritonclient`` ships it compiled
+(``tritonclient/grpc/model_config_pb2.py``, loaded from its file: ``tritonclient.grpc`` itself
+needs grpcio), and configs are parsed with protobuf's ``text_format``: a misspelt field, a wrong
+enum name or a malformed value fails the parse.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from google.protobuf import text_format
 
-from nlseg.tensorrt.triton_server import engine_model, onnx_model, write_model
+from nlseg.tensorrt.model_repository import engine_model, onnx_model, write_model
+from nlseg.tensorrt.shapes import ProfileShapes
 from tests.tensorrt_fixtures import engine_metadata, model_metadata
 from tests.test_onnx_cli import cli
-from tests.triton_model_config import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _model_config_class():
+    spec = importlib.util.find_spec("tritonclient")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    module_spec = importlib.util.spec_from_file_location("_tritonclient_model_config_pb2", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.ModelConfig
+
+
+def parse_config(text: str):
+    """``text`` as Triton's ``inference.ModelConfig``; google.protobuf.text_format.ParseError if it is not one."""
+    model_config = _model_config_class()
+    if model_config is None:
+        pytest.skip("needs Triton's model_config.proto from tritonclient (pip install -e '.[dev]')")
+    return text_format.Parse(text, model_config())
 TINY = ["--random-init", "--blocks", "1-1-1", "--channels", "8-8-8", "--nonlocal", "frac"]
 
 
@@ -81,6 +111,27 @@ def test_engine_without_a_batch_range_is_not_batched():
     assert single.max_batch_size == 1 and not single.HasField("dynamic_batching")
     fixed = parse_config(engine_model("fixed", engine_metadata(batch_axis=1)).config_text())
     assert fixed.max_batch_size == 0 and tensors(fixed, "input") == {"image": ("TYPE_FP32", [1, 3, -1, -1])}
+
+
+def test_the_real_schema_refuses_what_triton_would():
+    """The parse is Triton's schema, not a permissive one: a misspelt field and a wrong enum are errors."""
+    good = engine_model("m", engine_metadata()).config_text()
+    assert type(parse_config(good)).DESCRIPTOR.full_name == "inference.ModelConfig"
+    assert "optimization" in type(parse_config(good)).DESCRIPTOR.fields_by_name, "the full schema, not a subset"
+    with pytest.raises(text_format.ParseError, match="max_batch"):
+        parse_config(good.replace("max_batch_size", "max_batch"))
+    with pytest.raises(text_format.ParseError, match="KIND_TPU"):
+        parse_config(good.replace("KIND_GPU", "KIND_TPU"))
+
+
+def test_a_batched_engine_must_accept_batch_1():
+    meta = engine_metadata(max_batch=8)
+    refused = replace(meta, profile=ProfileShapes((2, 3, 90, 160), (4, 3, 90, 160), (8, 3, 360, 640)))
+    with pytest.raises(ValueError, match=r"--min-shape: Triton sends batches of 1 to 8 .* starts at batch 2"):
+        engine_model("m", refused)
+    unbatched = engine_metadata(batch_axis=2)
+    fixed = replace(unbatched, profile=ProfileShapes((2, 3, 90, 160), (2, 3, 90, 160), (2, 3, 90, 160)))
+    assert engine_model("m", fixed).max_batch_size == 0, "a fixed batch is served as it is"
 
 
 def test_classifier_labels_are_refused():

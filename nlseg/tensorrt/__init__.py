@@ -10,5 +10,5 @@ or too old TensorRT into one :class:`~nlseg.errors.InputError` line.
 - :mod:`.compat`: TensorRT versions and the precision policy of TensorRT 10 and 11;
 - :mod:`.shapes`: optimization-profile shapes; :mod:`.calibration`: INT8 calibration data;
 - :mod:`.build`: ONNX → engine; :mod:`.engine_meta`: ``<stem>.engine.json``;
-- :mod:`.triton_server`: Triton Inference Server model repositories.
+- :mod:`.model_repository`: Triton Inference Server model repositories.
 """

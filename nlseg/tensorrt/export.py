@@ -17,11 +17,11 @@ import onnx
 from nlseg.errors import InputError
 from nlseg.onnx.export import ExportOptions, export_onnx
 from nlseg.onnx.metadata import ModelMetadata, load_model_proto, metadata_of
-from nlseg.onnx.weights import SourceModel, for_check
+from nlseg.onnx.source_model import SourceModel, for_check
 from nlseg.tensorrt.build import BuildOptions, BuildResult, build_engine
 from nlseg.tensorrt.compat import plan_precision
 from nlseg.tensorrt.shapes import profile_shapes
-from nlseg.tensorrt.triton_server import DEFAULT_MAX_BATCH, engine_model, onnx_model, write_model
+from nlseg.tensorrt.model_repository import DEFAULT_MAX_BATCH, engine_model, onnx_model, write_model
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ def write_triton_repository(root: Path, name: str, source: SourceModel | None, m
     and, given an engine, ``root/<name>_trt``. Returns the files written."""
     if metadata.config.task != "segment" and "labels" in metadata.outputs:
         raise InputError("--triton-repo: a classifier's labels output has no per-image dims; drop --with-argmax")
+    try:
+        served_engine = engine_model(f"{name}_trt", engine.metadata) if engine is not None else None
+    except ValueError as exc:
+        raise InputError(f"{exc} (the engine {engine.engine} was written, the repository was not)") from None
     source = source if source is not None else for_check(metadata, None)
     portable = ExportOptions(graph="portable", opset=options.opset, dynamic=bool(metadata.dynamic_axes),
                              half=metadata.precision == "float16", simplify=options.simplify,
@@ -87,6 +91,6 @@ def write_triton_repository(root: Path, name: str, source: SourceModel | None, m
             raise InputError(str(exc)) from None
         max_batch = engine.metadata.profile.max[0] if engine is not None else DEFAULT_MAX_BATCH
         written += write_model(root, onnx_model(f"{name}_onnx", result.metadata, max_batch), path)
-    if engine is not None:
-        written += write_model(root, engine_model(f"{name}_trt", engine.metadata), engine.engine)
+    if engine is not None and served_engine is not None:
+        written += write_model(root, served_engine, engine.engine)
     return written

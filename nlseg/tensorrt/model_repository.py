@@ -10,9 +10,12 @@ The ONNX model is always the portable graph: Triton's onnxruntime backend cannot
 onnxruntime-extensions). The engine needs no plugin library in the server: its PairwiseKernel
 kernels are compiled ahead of time into the plan. Batching: ``max_batch_size`` > 0 (Triton's
 own batch dimension, left out of ``dims``) with ``dynamic_batching`` where the model's batch
-axis is dynamic; ``max_batch_size: 0`` and full dims otherwise. ``config.pbtxt`` is written
-in protobuf text format from :class:`TritonModel`; deploy/triton/ holds the same configs for
-the demo model (tests keep them in sync).
+axis is dynamic; ``max_batch_size: 0`` and full dims otherwise. With ``max_batch_size`` > 0 the server sends any
+batch from 1 to ``max_batch_size`` (a lone request is a batch of 1), so an engine's profile must
+accept batch 1: :func:`engine_model` refuses a ``--min-shape`` batch above 1 there.
+``config.pbtxt`` is written in protobuf text format from :class:`TritonModel` (the tests parse
+it with the ``model_config.proto`` that ``tritonclient`` ships); deploy/triton/ holds the same
+configs for the demo model (tests keep them in sync).
 """
 
 from __future__ import annotations
@@ -103,9 +106,15 @@ def onnx_model(name: str, metadata: ModelMetadata, max_batch: int = DEFAULT_MAX_
 
 
 def engine_model(name: str, meta: EngineMetadata) -> TritonModel:
-    """The ``tensorrt_plan`` model of an engine: types and dims from the engine, batch range from its profile."""
+    """The ``tensorrt_plan`` model of an engine: types and dims from the engine, batch range from its profile.
+
+    ValueError naming ``--min-shape`` when the engine is batched but its profile refuses batch 1.
+    """
     batching = all(t.shape[0] == -1 for t in (*meta.inputs, *meta.outputs))
     max_batch = meta.profile.max[0] if batching else 0
+    if max_batch > 0 and meta.profile.min[0] > 1:
+        raise ValueError(f"--min-shape: Triton sends batches of 1 to {max_batch} to a batched model, but the engine's "
+                         f"profile starts at batch {meta.profile.min[0]}; build it with a --min-shape batch of 1")
 
     def tensor(t: TensorInfo, image: bool = False) -> TritonTensor:
         return TritonTensor(t.name, DATA_TYPES[t.dtype], t.shape[1:] if batching else t.shape, image)
