@@ -16,6 +16,7 @@ in a formula (a wrong constant or a missed term) shows up at 1e-2 or more.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 import zlib
 
@@ -60,7 +61,7 @@ def rel_err(got: torch.Tensor, expected: torch.Tensor) -> float:
     return ((got.double() - expected.double()).abs().max() / scale).item()
 
 
-def row_wise_update(theta, phi, values, x, kernel, s=0.5):
+def row_wise_update(theta, phi, values, x, kernel, s=0.5, n=2):
     """naive_update per query row over the keys that differ from it, times (kept keys)/M: the
     formula with the safe divide's convention, differentiable where embeddings coincide."""
     m = phi.shape[1]
@@ -70,7 +71,7 @@ def row_wise_update(theta, phi, values, x, kernel, s=0.5):
             keep = (phi[b] != theta[b, i]).any(-1)
             if keep.any():
                 u = naive_update(theta[b : b + 1, i : i + 1], phi[b : b + 1, keep], values[b : b + 1, keep],
-                                 x[b : b + 1, i : i + 1], kernel, s=s)
+                                 x[b : b + 1, i : i + 1], kernel, s=s, n=n)
                 rows.append(u * (int(keep.sum()) / m))
             else:
                 rows.append(torch.zeros(1, 1, values.shape[2], dtype=torch.float64))
@@ -84,13 +85,13 @@ def value_and_grads(fn, inputs, grad_out):
     return u.detach(), [torch.zeros_like(t) if gr is None else gr for t, gr in zip(leaves, grads)]
 
 
-def check_against_oracle(inputs64, kernel, s, oracle=naive_update, dtype=torch.float32):
+def check_against_oracle(inputs64, kernel, s, oracle=naive_update, dtype=torch.float32, n=2):
     """u and the four gradients of impl='cpu' on ``dtype`` inputs against the float64 ``oracle``."""
     g = seed_of("grad_out", kernel, s, tuple(inputs64[0].shape), tuple(inputs64[1].shape))
     grad_out = torch.randn(inputs64[3].shape, generator=g, dtype=torch.float64)
-    expected, expected_grads = value_and_grads(lambda *a: oracle(*a, kernel, s=s), inputs64, grad_out)
+    expected, expected_grads = value_and_grads(lambda *a: oracle(*a, kernel, s=s, n=n), inputs64, grad_out)
     assert torch.isfinite(expected).all() and all(torch.isfinite(e).all() for e in expected_grads)
-    got, got_grads = value_and_grads(lambda *a: pairwise_update(*a, kernel, s=s, impl="cpu"),
+    got, got_grads = value_and_grads(lambda *a: pairwise_update(*a, kernel, s=s, n=n, impl="cpu"),
                                      [t.to(dtype) for t in inputs64], grad_out)
     assert got.dtype == dtype and all(gr.dtype == dtype for gr in got_grads)
     tol, grad_tol = (1e-10, 1e-9) if dtype == torch.float64 else (FORWARD_TOL, GRAD_TOL)
@@ -116,7 +117,23 @@ def test_float64_forward_and_gradients_match_the_formula(kernel, s):
     check_against_oracle(inputs, kernel, s, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("kernel,s", [("frac", 0.5), ("frac", 0.75), ("invfrac", 0.25), ("log", 0.5)])
+@pytest.mark.parametrize(
+    "kernel,s,n,mode",
+    # d'^−p from square roots when 2p is an integer up to 12 (the thesis's s, any integer n),
+    # else from exp2 and log2; every mode against the formula in float32 and float64.
+    [("frac", 0.5, 1, "quarters"), ("invfrac", 0.75, 3, "quarters"), ("frac", 0.5, 5, "quarters"),
+     ("frac", 0.5, 6, "real"), ("frac", 0.3, 2, "real"), ("invfrac", 0.6, 2, "real"), ("log", 0.5, 3, "log")],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_exponent_mode_matches_the_formula(kernel, s, n, mode, dtype):
+    modes = {"quarters": function.MODE_POWER_QUARTERS, "real": function.MODE_POWER_REAL, "log": function.MODE_LOG_KERNEL}
+    args = function.kernel_args(fused_spec(kernel, s, 0.1, n, torch.float32), build.LIBRARY.load())
+    assert args.mode == modes[mode]
+    inputs = random_inputs((2, 29, 21, 5, 4), seed_of("modes", kernel, s, n))
+    check_against_oracle(inputs, kernel, s, dtype=dtype, n=n)
+
+
+@pytest.mark.parametrize("kernel,s", [("frac", 0.5), ("frac", 0.75), ("invfrac", 0.25), ("frac", 0.3), ("log", 0.5)])
 def test_gradcheck(kernel, s):
     inputs = [t.requires_grad_() for t in random_inputs((2, 7, 5, 3, 2), seed_of("gradcheck", kernel, s))]
     assert torch.autograd.gradcheck(lambda *a: pairwise_update(*a, kernel, s=s, impl="cpu"), inputs)
@@ -240,6 +257,19 @@ def test_log_constant_term_is_a_runtime_argument():
     assert spec.log_offset == pytest.approx(-kernel_constant("log", 0.5, 2) * EULER_GAMMA)  # the default term: γ
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_constant_term_as_the_authors_compute_it(dtype):
+    """γ → λγ (the thesis authors' code) in c_n(−2λ log‖θ−φ‖ − γ) shifts every non-zero pair's ω
+    by c_n(γ − λγ), so u by c_n(γ − λγ)·(1/M)·Σ_j v_j: the formula (4.8) with the other constant."""
+    theta, phi, values, x = (t.to(dtype) for t in random_inputs((2, 20, 13, 4, 3), seed_of("authors", dtype)))
+    lam = 0.1
+    euler = function.pairwise_cpu(theta, phi, values, x, "log", lam=lam)
+    authors = function.pairwise_cpu(theta, phi, values, x, "log", lam=lam, log_gamma=lam * EULER_GAMMA)
+    shift = kernel_constant("log", 0.5, 2) * (EULER_GAMMA - lam * EULER_GAMMA) * values.mean(1, keepdim=True)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(authors - euler, shift.expand_as(euler), rtol=tol, atol=tol)
+
+
 def test_dispatch():
     cpu = torch.device("cpu")
     for kernel in ("frac", "invfrac", "log"):
@@ -255,8 +285,8 @@ def test_dispatch():
 def test_default_on_cpu_float32_is_the_cpu_kernel(monkeypatch):
     calls = []
     original = pairwise.IMPLEMENTATIONS["cpu"]
-    monkeypatch.setitem(pairwise.IMPLEMENTATIONS, "cpu", pairwise.Implementation(
-        lambda *a, **k: calls.append(1) or original.fn(*a, **k), original.kernels))
+    monkeypatch.setitem(pairwise.IMPLEMENTATIONS, "cpu", dataclasses.replace(
+        original, fn=lambda *a, **k: calls.append(1) or original.fn(*a, **k)))
     theta, phi, values, x = (t.float() for t in random_inputs((1, 9, 5, 3, 2), seed_of("default")))
     pairwise_update(theta, phi, values, x, "log")
     pairwise_update(theta.double(), phi.double(), values.double(), x.double(), "log")

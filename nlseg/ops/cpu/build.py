@@ -51,7 +51,7 @@ def _pointer_args(count: int) -> list[type]:
 # (inputs, sizes, constants, threads, outputs) of the two entry points; see pairwise_cpu.cpp.
 _SIZES = [ctypes.c_long] * 5  # batch, n, m, e, c
 _CONSTANTS = [ctypes.c_int, ctypes.c_int, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_void_p,
-              ctypes.c_void_p]  # mode, power, half_p, log_coef, zero_rtol, gain, offset
+              ctypes.c_void_p]  # mode, quarters, half_p, log_coef, zero_rtol, gain, offset
 FORWARD_ARGTYPES = _pointer_args(5) + _SIZES + _CONSTANTS + [ctypes.c_int] + _pointer_args(2)
 BACKWARD_ARGTYPES = _pointer_args(9) + _SIZES + _CONSTANTS + [ctypes.c_int] + _pointer_args(3)
 
@@ -62,8 +62,9 @@ class LoadedKernel:
 
     forward: dict[torch.dtype, ctypes._CFuncPtr]
     backward: dict[torch.dtype, ctypes._CFuncPtr]
-    lanes: int
-    max_int_power: int
+    lanes: int  # C' and C are padded to a multiple of this
+    key_multiple: int  # M is padded to a multiple of this
+    max_quarters: int  # the largest 2p of the kernel's square-root mode
 
 
 def compiler() -> str | None:
@@ -130,14 +131,15 @@ def open_library(path: Path) -> LoadedKernel:
     lib = ctypes.CDLL(str(path))
     if lib.nlseg_pairwise_abi() != ABI_VERSION:
         raise RuntimeError(f"{path} has ABI {lib.nlseg_pairwise_abi()}, expected {ABI_VERSION}")
-    lib.nlseg_pairwise_lanes.restype = ctypes.c_long
+    lib.nlseg_pairwise_lanes.restype = lib.nlseg_pairwise_key_multiple.restype = ctypes.c_long
     forward, backward = {}, {}
     for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
         forward[dtype] = getattr(lib, f"nlseg_pairwise_forward_{suffix}")
         forward[dtype].argtypes, forward[dtype].restype = FORWARD_ARGTYPES, ctypes.c_int
         backward[dtype] = getattr(lib, f"nlseg_pairwise_backward_{suffix}")
         backward[dtype].argtypes, backward[dtype].restype = BACKWARD_ARGTYPES, ctypes.c_int
-    return LoadedKernel(forward, backward, lib.nlseg_pairwise_lanes(), lib.nlseg_pairwise_max_int_power())
+    return LoadedKernel(forward, backward, lib.nlseg_pairwise_lanes(), lib.nlseg_pairwise_key_multiple(),
+                        lib.nlseg_pairwise_max_quarters())
 
 
 class KernelLibrary:

@@ -12,6 +12,7 @@ its backward recomputes ω tile by tile, so memory is O((N + M)·C) in both dire
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -19,12 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from nlseg.ops.cpu.build import LIBRARY, LoadedKernel
-from nlseg.ops.fused.spec import MODE_EXP2, MODE_LOG, MODE_POWER, FusedSpec, fused_spec
-from nlseg.ops.kernels import combine, condition_embeddings
+from nlseg.ops.fused.spec import MODE_LOG, FusedSpec, fused_spec
+from nlseg.ops.kernels import EULER_GAMMA, combine, condition_embeddings, kernel_constant
 from nlseg.ops.reference import compute_dtype, pairwise_reference
 
-# Modes of pairwise_cpu.cpp, by the fused spec's modes.
-KERNEL_MODES = {MODE_POWER: 0, MODE_EXP2: 1, MODE_LOG: 2}
+# Modes of pairwise_cpu.cpp (enum Mode).
+MODE_POWER_QUARTERS, MODE_POWER_REAL, MODE_LOG_KERNEL = 0, 1, 2
 RETURN_CODES = {1: "unknown mode", 2: "bad sizes", 3: "out of memory", 4: "internal error"}
 
 
@@ -33,7 +34,7 @@ class KernelArgs:
     """The runtime constants of one call of the C++ kernel (see pairwise_cpu.cpp)."""
 
     mode: int
-    power: int  # p of mode 0 (integer p up to the library's maximum)
+    quarters: int  # 2p of the square-root mode: ω' = (1/d'²)^(quarters/4)
     half_p: float
     log_coef: float  # ω = log_coef·log2 d'² + offset_b for log
     zero_rtol: float
@@ -41,12 +42,25 @@ class KernelArgs:
 
 
 def kernel_args(spec: FusedSpec, kernel: LoadedKernel) -> KernelArgs:
-    """The C++ kernel's constants from the fused spec; integer powers beyond its unrolled range go by exp2."""
-    mode = KERNEL_MODES[spec.mode]
-    if spec.mode == MODE_POWER and spec.power > kernel.max_int_power:
-        mode = KERNEL_MODES[MODE_EXP2]
-    return KernelArgs(mode, spec.power, spec.half_p, spec.coef if spec.mode == MODE_LOG else 0.0, spec.zero_rtol,
-                      torch.get_num_threads())
+    """The C++ kernel's constants from the spec: exponents p that are multiples of ½ (s ∈ {¼, ½, ¾}
+    with integer n) take the square-root mode, any other p exp2 and log2."""
+    log_coef = spec.coef if spec.mode == MODE_LOG else 0.0
+    if spec.mode == MODE_LOG:
+        mode, quarters = MODE_LOG_KERNEL, 0
+    else:
+        quarters = round(4.0 * spec.half_p)
+        exact = abs(4.0 * spec.half_p - quarters) < 1e-9 and 1 <= quarters <= kernel.max_quarters
+        mode, quarters = (MODE_POWER_QUARTERS, quarters) if exact else (MODE_POWER_REAL, 0)
+    return KernelArgs(mode, quarters, spec.half_p, log_coef, spec.zero_rtol, torch.get_num_threads())
+
+
+def cpu_spec(kernel: str, s: float, lam: float, n: int, dtype: torch.dtype, log_gamma: float) -> FusedSpec:
+    """The kernel's constants (:func:`fused_spec`), the log kernel's constant term −c_n·γ taken
+    with γ = ``log_gamma`` (Euler's γ as (4.8) reads, or the thesis authors' λγ)."""
+    spec = fused_spec(kernel, s, lam, n, dtype)
+    if spec.mode == MODE_LOG:
+        spec = dataclasses.replace(spec, log_offset=-kernel_constant(kernel, s, n) * log_gamma)
+    return spec
 
 
 def batch_gain_offset(spec: FusedSpec, log2_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,11 +96,13 @@ class Operands:
         return b, n, self.k.shape[1], e, self.v.shape[2]
 
 
-def prepare(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lanes: int, *, transposed_values: bool) -> Operands:
-    """Pad M, C', C to multiples of ``lanes`` (zeros; padding keys get ‖k‖² = +inf, which the zero
-    rule drops) and lay the keys and values out for the kernel. Squared norms as the reference's."""
+def prepare(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: LoadedKernel, *,
+            transposed_values: bool) -> Operands:
+    """Pad C', C and M to the kernel's multiples (zeros; padding keys get ‖k‖² = +inf, which the
+    zero rule drops) and lay the keys and values out for it. Squared norms as the reference's."""
     m, e, c = k.shape[1], k.shape[2], v.shape[2]
-    pad_m, pad_e, pad_c = _round_up(m, lanes) - m, _round_up(e, lanes) - e, _round_up(c, lanes) - c
+    pad_m = _round_up(m, kernel.key_multiple) - m
+    pad_e, pad_c = _round_up(e, kernel.lanes) - e, _round_up(c, kernel.lanes) - c
     q_sq = (q * q).sum(-1).contiguous()
     k_sq = F.pad((k * k).sum(-1), (0, pad_m), value=math.inf).contiguous()
     k_padded = F.pad(k, (0, pad_e, 0, pad_m)).contiguous()
@@ -114,7 +130,7 @@ def kernel_forward(kernel: LoadedKernel, ops: Operands, gain: torch.Tensor, offs
     row_sums = torch.empty(b, n, dtype=ops.q.dtype)
     code = kernel.forward[ops.q.dtype](
         _ptr(ops.q), _ptr(ops.q_sq), _ptr(ops.kt), _ptr(ops.k_sq), _ptr(ops.v), b, n, m, e, c,
-        args.mode, args.power, args.half_p, args.log_coef, args.zero_rtol, _ptr(gain), _ptr(offset), args.threads,
+        args.mode, args.quarters, args.half_p, args.log_coef, args.zero_rtol, _ptr(gain), _ptr(offset), args.threads,
         _ptr(sums), _ptr(row_sums),
     )
     _check(code, "forward")
@@ -132,7 +148,7 @@ def kernel_backward(kernel: LoadedKernel, ops: Operands, gain: torch.Tensor, off
     code = kernel.backward[ops.q.dtype](
         _ptr(ops.q), _ptr(ops.q_sq), _ptr(ops.k), _ptr(ops.kt), _ptr(ops.k_sq), _ptr(ops.v), _ptr(ops.vt),
         _ptr(grad_sums), _ptr(grad_row_sums), b, n, m, e, c,
-        args.mode, args.power, args.half_p, args.log_coef, args.zero_rtol, _ptr(gain), _ptr(offset), args.threads,
+        args.mode, args.quarters, args.half_p, args.log_coef, args.zero_rtol, _ptr(gain), _ptr(offset), args.threads,
         _ptr(grad_q), _ptr(grad_k), _ptr(grad_v),
     )
     _check(code, "backward")
@@ -144,7 +160,7 @@ class DistanceSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, gain, offset, args, kernel):  # noqa: D102
-        ops = prepare(q, k, v, kernel.lanes, transposed_values=False)
+        ops = prepare(q, k, v, kernel, transposed_values=False)
         sums, row_sums = kernel_forward(kernel, ops, gain, offset, args)
         ctx.save_for_backward(q, k, v, gain, offset)
         ctx.args, ctx.kernel = args, kernel
@@ -154,7 +170,7 @@ class DistanceSums(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_sums, grad_row_sums):  # noqa: D102
         q, k, v, gain, offset = ctx.saved_tensors
-        ops = prepare(q, k, v, ctx.kernel.lanes, transposed_values=True)
+        ops = prepare(q, k, v, ctx.kernel, transposed_values=True)
         c_padded = ops.v.shape[2]
         grad_sums = F.pad(grad_sums.to(q.dtype), (0, c_padded - v.shape[2])).contiguous()
         grad_row_sums = grad_row_sums.to(q.dtype).contiguous()
@@ -173,17 +189,21 @@ def pairwise_cpu(
     s: float = 0.5,
     lam: float = 0.1,
     n: int = 2,
+    log_gamma: float = EULER_GAMMA,
 ) -> torch.Tensor:
     """u (B, N, C) for ``frac``, ``invfrac`` or ``log`` through the C++ kernel (docs/design.md §2.3).
 
-    float16 and bfloat16 are computed in float32, float64 in float64; u is returned in ``x``'s
-    dtype. Runs the reference (same results, one warning per process) when the kernel cannot be built.
+    ``log_gamma`` is the constant term γ of the log kernel c_n(−2λ log‖θ−φ‖ − γ), a runtime
+    value of the kernel. float16 and bfloat16 are computed in float32, float64 in float64; u is
+    returned in ``x``'s dtype. Runs the reference (same results, one warning per process) when
+    the kernel cannot be built.
     """
     if theta.device.type != "cpu":
         raise ValueError(f"pairwise implementation 'cpu' computes CPU tensors, got {theta.device.type} tensors")
     loaded = LIBRARY.load()
     if loaded is None:
-        return pairwise_reference(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
+        extra = {} if log_gamma == EULER_GAMMA else {"log_gamma": log_gamma}  # a reference without it computes γ
+        return pairwise_reference(theta, phi, values, x, kernel, s=s, lam=lam, n=n, **extra)
     out_dtype = x.dtype
     dtype = compute_dtype(theta.dtype)
     b, n_q, _ = theta.shape
@@ -194,7 +214,7 @@ def pairwise_cpu(
     q, k, log_scale = condition_embeddings(theta, phi)
     # The scale is 2^l exactly (condition_embeddings); the kernel's constants take the integer l.
     log2_scale = torch.round(log_scale.detach().reshape(b).double() / math.log(2.0))
-    spec = fused_spec(kernel, s, lam, n, dtype)
+    spec = cpu_spec(kernel, s, lam, n, dtype, log_gamma)
     gain, offset = batch_gain_offset(spec, log2_scale)
     sums, row_sums = DistanceSums.apply(q, k, values.contiguous(), gain.contiguous(), offset.contiguous(),
                                         kernel_args(spec, loaded), loaded)

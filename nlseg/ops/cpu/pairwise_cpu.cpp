@@ -2,8 +2,8 @@
 //
 //     S_i = Σ_j ω_ij v_j        R_i = Σ_j ω_ij
 //
-// and their gradients, fused per tile: a block of ROWS query rows meets the keys KEY_TILE at a
-// time, so no N×M buffer exists in the forward or the backward (ω is recomputed there). Plain C
+// and their gradients, fused per tile: a block of query rows meets the keys KEY_TILE at a time,
+// so no N×M buffer exists in the forward or the backward (ω is recomputed there). Plain C
 // ABI, no PyTorch headers: nlseg/ops/cpu/build.py compiles it with the system C++ compiler and
 // loads it with ctypes; nlseg/ops/cpu/function.py prepares the inputs and owns the autograd.
 //
@@ -20,8 +20,8 @@
 // result does not. Every constant (p, log_coef, zero_rtol, gain_b, offset_b) is a runtime
 // argument computed in Python from the kernel table nlseg/ops/kernels.py; this file holds no
 // formula constant.
-// Padding keys (beyond M, up to a multiple of LANES) carry ‖k‖² = +inf, which the zero rule
-// drops; padding query rows are handled here the same way.
+// Padding keys (beyond M, up to a multiple of KEY_MULTIPLE) carry ‖k‖² = +inf, which the zero
+// rule drops; padding query rows are handled here the same way.
 //
 // Vectorised with GCC/Clang vector extensions (32-byte vectors: AVX2 ymm, or two SSE/NEON
 // registers); log2 and exp2 of float32 are polynomials (Cephes logf, exp2f) that the compiler
@@ -38,12 +38,17 @@
 
 namespace {
 
-constexpr int ROWS = 6;         // query rows per block: 12 vector accumulators + operands in 16 registers
-constexpr long KEY_TILE = 128;  // keys per tile: the ROWS×KEY_TILE tiles of ω stay in L1
-constexpr long LANES = 16;      // M, C' and C arrive padded to a multiple of this (two float32 vectors)
+constexpr int ROWS = 6;           // rows per register block: 12 vector accumulators + operands in 16 registers
+constexpr long LANES = 16;        // C' and C arrive padded to a multiple of this (two float32 vectors)
+constexpr long KEY_MULTIPLE = 48;  // M arrives padded to a multiple of this (of LANES and of ROWS)
+constexpr long KEY_TILE = 96;      // keys per tile (a multiple of KEY_MULTIPLE)
+constexpr int PANEL = 8 * ROWS;    // query rows per backward panel, over which key-side sums accumulate
 
-enum Mode { POWER_INT = 0, POWER_REAL = 1, LOG = 2 };
-constexpr int MAX_INT_POWER = 6;  // integer exponents p <= this use rsqrt-free powers of 1/d'²
+// ω' by mode: d'^(−p) for p a multiple of ½ (2p = Q <= MAX_QUARTERS, the thesis's s ∈ {¼, ½, ¾}:
+// (1/d'²)^(Q/4) from one division and at most two square roots), d'^(−p) for any other p
+// (exp2 and log2), or log_coef·log2 d'² + offset_b.
+enum Mode { POWER_QUARTERS = 0, POWER_REAL = 1, LOG = 2 };
+constexpr int MAX_QUARTERS = 12;
 
 template <class T>
 struct Simd {
@@ -55,11 +60,7 @@ struct Simd {
     return x;
   }
   static void store(T* p, vec x) { std::memcpy(p, &x, sizeof x); }
-  static vec splat(T x) {
-    vec v;
-    for (int i = 0; i < width; ++i) v[i] = x;
-    return v;
-  }
+  static vec splat(T x) { return x - vec{}; }  // x − 0 is x exactly (−0 too): one broadcast
 };
 
 // ---------------------------------------------------------------- log2 and exp2 ----------
@@ -76,18 +77,13 @@ inline int32_t float_to_bits(float f) {
   return i;
 }
 
-// log2 x for x > 0 (subnormals included); NaN stays NaN. Cephes logf's polynomial for
-// ln(1 + f) on [√½ − 1, √2 − 1], about 2 ulp, then × log2 e plus the exponent.
+// log2 x for 0 < x < 2^104 (subnormals included; the kernel's d'² are below 16·C'); NaN stays
+// NaN. x·2^23 makes subnormals normal; subtracting the bits of √½ splits it branch-free into
+// 2^e·m with m in [√½, √2); Cephes logf's polynomial gives ln m to about 2 ulp.
 inline float log2_of(float x) {
-  const bool subnormal = x < 1.17549435e-38f;
-  const float xs = subnormal ? x * 8388608.0f : x;  // 2^23
-  const int32_t bits = float_to_bits(xs);
-  int32_t exponent = ((bits >> 23) & 0xff) - 127;
-  float mantissa = bits_to_float((bits & 0x007fffff) | 0x3f800000);  // [1, 2)
-  const bool upper = mantissa > 1.41421356f;
-  mantissa = upper ? mantissa * 0.5f : mantissa;
-  exponent = (upper ? exponent + 1 : exponent) - (subnormal ? 23 : 0);
-  const float f = mantissa - 1.0f;
+  const int32_t bits = float_to_bits(x * 8388608.0f) - 0x3f3504f3;  // 2^23; the bits of √½
+  const float exponent = static_cast<float>((bits >> 23) - 23);
+  const float f = bits_to_float((bits & 0x007fffff) + 0x3f3504f3) - 1.0f;
   const float z = f * f;
   float y = 7.0376836292e-2f;
   y = y * f - 1.1514610310e-1f;
@@ -99,15 +95,15 @@ inline float log2_of(float x) {
   y = y * f - 2.4999993993e-1f;
   y = y * f + 3.3333331174e-1f;
   const float ln = f + (f * z * y - 0.5f * z);
-  return ln * 1.44269504088896341f + static_cast<float>(exponent) + (x - x);
+  return ln * 1.44269504088896341f + exponent + (x - x);
 }
 
-// 2^a; saturates to 0 below 2^-252 and to +inf above 2^254 (float32 holds neither); NaN stays
-// NaN. Cephes exp2f's polynomial on [−½, ½], about 2 ulp; the power of two is applied in two
-// halves so that subnormal and overflowing results come out right.
+// 2^a: 0 below 2^-125.5 (no subnormal results), +inf from 2^128; NaN stays NaN. Cephes exp2f's
+// polynomial on [−½, ½], about 2 ulp, times 2·2^(k−1) for the nearest integer k, the power of
+// two built in the exponent bits (k − 1 >= −126 for a normal number, and 2^127·2 overflows).
 inline float exp2_of(float a) {
-  float c = a < -252.0f ? -252.0f : a;
-  c = c > 254.0f ? 254.0f : c;
+  float c = a > -126.0f ? a : -126.0f;
+  c = c < 128.0f ? c : 128.0f;
   const float whole = std::floor(c + 0.5f);
   const float f = c - whole;
   float p = 1.535336188319500e-4f;
@@ -116,12 +112,8 @@ inline float exp2_of(float a) {
   p = p * f + 5.550332471162809e-2f;
   p = p * f + 2.402264791363012e-1f;
   p = p * f + 6.931472028550421e-1f;
-  const float mantissa = 1.0f + f * p;
-  const int32_t n = static_cast<int32_t>(whole);
-  const int32_t half = n >> 1;
-  const float scale1 = bits_to_float((half + 127) << 23);
-  const float scale2 = bits_to_float((n - half + 127) << 23);
-  return mantissa * scale1 * scale2 + (a - a);
+  const float half_scale = bits_to_float((static_cast<int32_t>(whole) + 126) << 23);  // 2^(k−1); 0 at k = −126
+  return ((1.0f + f * p) * 2.0f) * half_scale + (a - a);
 }
 
 inline double log2_of(double x) { return std::log2(x); }
@@ -136,13 +128,17 @@ struct Weights {
   T log_coef;  // ω' = log_coef·log2 d'² for log
 };
 
-// ω' − offset_b from d'² > 0.
+// ω' − offset_b from d'² > 0 and r2 = 1/d'² (a division the compiler drops where unused).
 template <class T, int MODE, int P>
-inline T omega(T d2, const Weights<T>& k) {
-  if constexpr (MODE == POWER_INT) {
-    const T r2 = T(1) / d2;
-    T w = (P % 2) ? std::sqrt(r2) : T(1);
-    for (int i = 0; i < P / 2; ++i) w *= r2;
+inline T omega(T d2, T r2, const Weights<T>& k) {
+  if constexpr (MODE == POWER_QUARTERS) {  // (1/d'²)^(Q/4), Q = P
+    T w = T(1);
+    for (int i = 0; i < P / 4; ++i) w *= r2;
+    if constexpr (P % 4 != 0) {
+      const T root = std::sqrt(r2);
+      if constexpr (P % 4 >= 2) w *= root;
+      if constexpr (P % 2 == 1) w *= std::sqrt(root);
+    }
     return w;
   } else if constexpr (MODE == POWER_REAL) {
     return exp2_of(-k.half_p * log2_of(d2));
@@ -151,13 +147,13 @@ inline T omega(T d2, const Weights<T>& k) {
   }
 }
 
-// dω'/dd'², given w = ω' − offset_b.
+// dω'/dd'², given w = ω' − offset_b and r2 = 1/d'².
 template <class T, int MODE>
-inline T omega_slope(T w, T d2, const Weights<T>& k) {
+inline T omega_slope(T w, T r2, const Weights<T>& k) {
   if constexpr (MODE == LOG) {
-    return k.log_coef * T(1.44269504088896340735992468100189214) / d2;  // log_coef / (ln 2 · d'²)
+    return k.log_coef * T(1.44269504088896340735992468100189214) * r2;  // log_coef / (ln 2 · d'²)
   } else {
-    return -k.half_p * w / d2;  // d(d'^−p)/dd'² = −(p/2)·d'^(−p−2)
+    return -k.half_p * w * r2;  // d(d'^−p)/dd'² = −(p/2)·d'^(−p−2)
   }
 }
 
@@ -168,7 +164,7 @@ void row_weights(const T* dots, T q_sq, const T* k_sq, long n, const Weights<T>&
     const T norms = q_sq + k_sq[j];
     const T d2 = norms - T(2) * dots[j];
     const bool zero = d2 <= k.zero_rtol * norms;
-    const T value = omega<T, MODE, P>(d2, k) + offset;
+    const T value = omega<T, MODE, P>(d2, T(1) / d2, k) + offset;
     w[j] = zero ? T(0) : value;
   }
 }
@@ -182,9 +178,9 @@ void row_weights_grad(const T* dots, T q_sq, const T* k_sq, long n, const Weight
     const T norms = q_sq + k_sq[j];
     const T d2 = norms - T(2) * dots[j];
     const bool zero = d2 <= k.zero_rtol * norms;
-    const T wp = omega<T, MODE, P>(d2, k);
-    const T slope = omega_slope<T, MODE>(wp, d2, k);
-    const T t = (gv[j] + grad_row_sum) * slope;
+    const T r2 = T(1) / d2;
+    const T wp = omega<T, MODE, P>(d2, r2, k);
+    const T t = (gv[j] + grad_row_sum) * omega_slope<T, MODE>(wp, r2, k);
     w[j] = zero ? T(0) : wp + offset;
     gv[j] = zero ? T(0) : t;
   }
@@ -196,34 +192,34 @@ template <class T>
 using RowWeightsGradFn = void (*)(const T*, T, const T*, long, const Weights<T>&, T, T, T*, T*);
 
 template <class T, int P>
-RowWeightsFn<T> power_int_fn(int power) {
-  if constexpr (P > MAX_INT_POWER) {
+RowWeightsFn<T> power_quarters_fn(int quarters) {
+  if constexpr (P > MAX_QUARTERS) {
     return nullptr;
   } else {
-    return power == P ? &row_weights<T, POWER_INT, P> : power_int_fn<T, P + 1>(power);
+    return quarters == P ? &row_weights<T, POWER_QUARTERS, P> : power_quarters_fn<T, P + 1>(quarters);
   }
 }
 
 template <class T, int P>
-RowWeightsGradFn<T> power_int_grad_fn(int power) {
-  if constexpr (P > MAX_INT_POWER) {
+RowWeightsGradFn<T> power_quarters_grad_fn(int quarters) {
+  if constexpr (P > MAX_QUARTERS) {
     return nullptr;
   } else {
-    return power == P ? &row_weights_grad<T, POWER_INT, P> : power_int_grad_fn<T, P + 1>(power);
+    return quarters == P ? &row_weights_grad<T, POWER_QUARTERS, P> : power_quarters_grad_fn<T, P + 1>(quarters);
   }
 }
 
 template <class T>
-RowWeightsFn<T> select_row_weights(int mode, int power) {
-  if (mode == POWER_INT) return power_int_fn<T, 1>(power);
+RowWeightsFn<T> select_row_weights(int mode, int quarters) {
+  if (mode == POWER_QUARTERS) return power_quarters_fn<T, 1>(quarters);
   if (mode == POWER_REAL) return &row_weights<T, POWER_REAL, 0>;
   if (mode == LOG) return &row_weights<T, LOG, 0>;
   return nullptr;
 }
 
 template <class T>
-RowWeightsGradFn<T> select_row_weights_grad(int mode, int power) {
-  if (mode == POWER_INT) return power_int_grad_fn<T, 1>(power);
+RowWeightsGradFn<T> select_row_weights_grad(int mode, int quarters) {
+  if (mode == POWER_QUARTERS) return power_quarters_grad_fn<T, 1>(quarters);
   if (mode == POWER_REAL) return &row_weights_grad<T, POWER_REAL, 0>;
   if (mode == LOG) return &row_weights_grad<T, LOG, 0>;
   return nullptr;
@@ -256,9 +252,12 @@ void tile_dots(const T* a, long lda, const T* bt, long ldb, long depth, long n, 
   }
 }
 
-// acc[r][c] += Σ_{j<n} w[r][j]·b[j][c] for c < width.
+// acc[r][c] += Σ_{t<n} w[r·w_row + t·w_step]·b[t][c] for r < ROWS, c < width: the ω·v product
+// (w_row = tile stride, w_step = 1) and, with the tile read transposed (w_row = 1, w_step =
+// tile stride), the key-side sums Σ_i ω_ij g_i of six keys over a panel of query rows.
 template <class T>
-void tile_weighted_sum(const T* w, long ldw, const T* b, long ldb, long n, long width, T* acc, long ldc) {
+void tile_weighted_sum(const T* w, long w_row, long w_step, const T* b, long ldb, long n, long width, T* acc,
+                       long ldc) {
   using S = Simd<T>;
   using vec = typename S::vec;
   constexpr int L = S::width;
@@ -268,11 +267,11 @@ void tile_weighted_sum(const T* w, long ldw, const T* b, long ldb, long n, long 
       s[r][0] = S::load(acc + r * ldc + c);
       s[r][1] = S::load(acc + r * ldc + c + L);
     }
-    for (long j = 0; j < n; ++j) {
-      const vec b0 = S::load(b + j * ldb + c);
-      const vec b1 = S::load(b + j * ldb + c + L);
+    for (long t = 0; t < n; ++t) {
+      const vec b0 = S::load(b + t * ldb + c);
+      const vec b1 = S::load(b + t * ldb + c + L);
       for (int r = 0; r < ROWS; ++r) {
-        const vec wr = S::splat(w[r * ldw + j]);
+        const vec wr = S::splat(w[r * w_row + t * w_step]);
         s[r][0] += wr * b0;
         s[r][1] += wr * b1;
       }
@@ -280,32 +279,6 @@ void tile_weighted_sum(const T* w, long ldw, const T* b, long ldb, long n, long 
     for (int r = 0; r < ROWS; ++r) {
       S::store(acc + r * ldc + c, s[r][0]);
       S::store(acc + r * ldc + c + L, s[r][1]);
-    }
-  }
-}
-
-// out[j][c] += Σ_r w[r][j]·a[r][c] for j < n, c < width.
-template <class T>
-void tile_outer(const T* w, long ldw, const T* a, long lda, long n, long width, T* out, long ldo) {
-  using S = Simd<T>;
-  using vec = typename S::vec;
-  constexpr int L = S::width;
-  for (long c = 0; c < width; c += 2 * L) {
-    vec ar[ROWS][2];
-    for (int r = 0; r < ROWS; ++r) {
-      ar[r][0] = S::load(a + r * lda + c);
-      ar[r][1] = S::load(a + r * lda + c + L);
-    }
-    for (long j = 0; j < n; ++j) {
-      vec o0 = S::load(out + j * ldo + c);
-      vec o1 = S::load(out + j * ldo + c + L);
-      for (int r = 0; r < ROWS; ++r) {
-        const vec wr = S::splat(w[r * ldw + j]);
-        o0 += wr * ar[r][0];
-        o1 += wr * ar[r][1];
-      }
-      S::store(out + j * ldo + c, o0);
-      S::store(out + j * ldo + c + L, o1);
     }
   }
 }
@@ -343,10 +316,10 @@ struct Problem {
   Weights<T> weights;
 };
 
-// Copies ROWS query rows from `first` (zero rows and +inf norms beyond n): the block's operands.
+// Copies `count` query rows from `first` (zero rows beyond n): the block's operands.
 template <class T>
-void load_rows(const T* src, long first, long n, long width, T* dst) {
-  for (int r = 0; r < ROWS; ++r) {
+void load_rows(const T* src, long first, long n, long width, int count, T* dst) {
+  for (int r = 0; r < count; ++r) {
     if (first + r < n) {
       std::memcpy(dst + r * width, src + (first + r) * width, sizeof(T) * width);
     } else {
@@ -355,9 +328,10 @@ void load_rows(const T* src, long first, long n, long width, T* dst) {
   }
 }
 
+// Copies `count` per-row values from `first`, `padding` beyond n (+inf norms drop padding rows).
 template <class T>
-void load_row_values(const T* src, long first, long n, T padding, T* dst) {
-  for (int r = 0; r < ROWS; ++r) dst[r] = first + r < n ? src[first + r] : padding;
+void load_row_values(const T* src, long first, long n, T padding, int count, T* dst) {
+  for (int r = 0; r < count; ++r) dst[r] = first + r < n ? src[first + r] : padding;
 }
 
 // Runs worker(t) on `threads` threads (t = 0 on the caller's); a thread that cannot be started
@@ -383,8 +357,8 @@ int worker_count(int requested, long blocks, long pairs) {
 }
 
 template <class T>
-int forward(const Problem<T>& p, int mode, int power, int threads, T* sums, T* row_sums) {
-  const RowWeightsFn<T> weights = select_row_weights<T>(mode, power);
+int forward(const Problem<T>& p, int mode, int quarters, int threads, T* sums, T* row_sums) {
+  const RowWeightsFn<T> weights = select_row_weights<T>(mode, quarters);
   if (weights == nullptr) return 1;
   const long blocks = (p.n + ROWS - 1) / ROWS;
   const long total = p.batch * blocks;
@@ -398,8 +372,8 @@ int forward(const Problem<T>& p, int mode, int power, int threads, T* sums, T* r
       const T* kt = p.kt + b * p.e * p.m;
       const T* k_sq = p.k_sq + b * p.m;
       const T* v = p.v + b * p.m * p.c;
-      load_rows(p.q + b * p.n * p.e, first, p.n, p.e, q.data());
-      load_row_values(p.q_sq + b * p.n, first, p.n, T(INFINITY), q_sq);
+      load_rows(p.q + b * p.n * p.e, first, p.n, p.e, ROWS, q.data());
+      load_row_values(p.q_sq + b * p.n, first, p.n, T(INFINITY), ROWS, q_sq);
       std::fill(acc.begin(), acc.end(), T(0));
       std::fill(r_sum, r_sum + ROWS, T(0));
       for (long j0 = 0; j0 < p.m; j0 += KEY_TILE) {
@@ -410,7 +384,7 @@ int forward(const Problem<T>& p, int mode, int power, int threads, T* sums, T* r
           weights(row, q_sq[r], k_sq + j0, nt, p.weights, offset, row);
           r_sum[r] += row_sum(row, nt);
         }
-        tile_weighted_sum(tile.data(), KEY_TILE, v + j0 * p.c, p.c, nt, p.c, acc.data(), p.c);
+        tile_weighted_sum(tile.data(), KEY_TILE, 1, v + j0 * p.c, p.c, nt, p.c, acc.data(), p.c);
       }
       const double gain = p.gain[b];
       for (int r = 0; r < ROWS && first + r < p.n; ++r) {
@@ -428,26 +402,29 @@ int forward(const Problem<T>& p, int mode, int power, int threads, T* sums, T* r
 //   ∂L/∂θ'_i = 2 gain_b (θ'_i Σ_j T_ij − Σ_j T_ij φ'_j),
 //   ∂L/∂φ'_j = 2 gain_b (φ'_j Σ_i T_ij − Σ_i T_ij θ'_i),
 //   ∂L/∂v_j = gain_b Σ_i ω'_ij ∂L/∂S_i.
-// One pass over query-row blocks; each thread accumulates its key-side sums, reduced at the end.
+// One pass over panels of PANEL query rows: per key tile, the ω' and T tiles of the whole panel
+// are formed block by block (the query-side sums accumulate per block), then the key-side sums
+// take them over the panel at once. Each thread accumulates its own key-side sums; they are
+// reduced at the end.
 template <class T>
-int backward(const Problem<T>& p, const T* grad_sums, const T* grad_row_sums, int mode, int power, int threads,
+int backward(const Problem<T>& p, const T* grad_sums, const T* grad_row_sums, int mode, int quarters, int threads,
              T* grad_q, T* grad_k, T* grad_v) {
-  const RowWeightsGradFn<T> weights = select_row_weights_grad<T>(mode, power);
+  const RowWeightsGradFn<T> weights = select_row_weights_grad<T>(mode, quarters);
   if (weights == nullptr) return 1;
-  const long blocks = (p.n + ROWS - 1) / ROWS;
-  const long total = p.batch * blocks;
+  const long panels = (p.n + PANEL - 1) / PANEL;
+  const long total = p.batch * panels;
   const int workers = worker_count(threads, total, p.batch * p.n * p.m);
-  // Per worker and batch element: Σ_i T_ij θ'_i (M×E), Σ_i ω_ij g_i (M×C), Σ_i T_ij (M).
+  // Per worker and batch element: Σ_i T_ij θ'_i (M×E), Σ_i ω'_ij g_i (M×C), Σ_i T_ij (M).
   const long key_part = p.m * (p.e + p.c + 1);
   std::vector<T> key_sums(static_cast<size_t>(workers) * p.batch * key_part, T(0));
   std::atomic<long> next{0};
   auto worker = [&](int t) {
-    std::vector<T> q(ROWS * p.e), g(ROWS * p.c), dots(ROWS * KEY_TILE), w(ROWS * KEY_TILE),
-        gv(ROWS * KEY_TILE), acc(ROWS * p.e);
-    T q_sq[ROWS], g_row[ROWS], t_sum[ROWS];
+    std::vector<T> q(PANEL * p.e), g(PANEL * p.c), dots(ROWS * KEY_TILE), w(PANEL * KEY_TILE),
+        gv(PANEL * KEY_TILE), acc(PANEL * p.e);
+    T q_sq[PANEL], g_row[PANEL], t_sum[PANEL];
     T* mine = key_sums.data() + static_cast<size_t>(t) * p.batch * key_part;
     for (long item = next.fetch_add(1); item < total; item = next.fetch_add(1)) {
-      const long b = item / blocks, first = (item % blocks) * ROWS;
+      const long b = item / panels, first = (item % panels) * PANEL;
       const T offset = static_cast<T>(p.offset[b]);
       const T* k = p.k + b * p.m * p.e;
       const T* kt = p.kt + b * p.e * p.m;
@@ -456,33 +433,36 @@ int backward(const Problem<T>& p, const T* grad_sums, const T* grad_row_sums, in
       T* tq = mine + b * key_part;
       T* wg = tq + p.m * p.e;
       T* t_col = wg + p.m * p.c;
-      load_rows(p.q + b * p.n * p.e, first, p.n, p.e, q.data());
-      load_rows(grad_sums + b * p.n * p.c, first, p.n, p.c, g.data());
-      load_row_values(p.q_sq + b * p.n, first, p.n, T(INFINITY), q_sq);
-      load_row_values(grad_row_sums + b * p.n, first, p.n, T(0), g_row);
+      load_rows(p.q + b * p.n * p.e, first, p.n, p.e, PANEL, q.data());
+      load_rows(grad_sums + b * p.n * p.c, first, p.n, p.c, PANEL, g.data());
+      load_row_values(p.q_sq + b * p.n, first, p.n, T(INFINITY), PANEL, q_sq);
+      load_row_values(grad_row_sums + b * p.n, first, p.n, T(0), PANEL, g_row);
       std::fill(acc.begin(), acc.end(), T(0));
-      std::fill(t_sum, t_sum + ROWS, T(0));
+      std::fill(t_sum, t_sum + PANEL, T(0));
       for (long j0 = 0; j0 < p.m; j0 += KEY_TILE) {
         const long nt = std::min(KEY_TILE, p.m - j0);
-        tile_dots(q.data(), p.e, kt + j0, p.m, p.e, nt, dots.data(), KEY_TILE);
-        tile_dots(g.data(), p.c, vt + j0, p.m, p.c, nt, gv.data(), KEY_TILE);
-        for (int r = 0; r < ROWS; ++r) {
-          T* t_row = gv.data() + r * KEY_TILE;
-          weights(dots.data() + r * KEY_TILE, q_sq[r], k_sq + j0, nt, p.weights, offset, g_row[r],
-                  w.data() + r * KEY_TILE, t_row);
-          t_sum[r] += row_sum(t_row, nt);
+        for (int r0 = 0; r0 < PANEL; r0 += ROWS) {
+          T* w_block = w.data() + r0 * KEY_TILE;
+          T* t_block = gv.data() + r0 * KEY_TILE;
+          tile_dots(q.data() + r0 * p.e, p.e, kt + j0, p.m, p.e, nt, dots.data(), KEY_TILE);
+          tile_dots(g.data() + r0 * p.c, p.c, vt + j0, p.m, p.c, nt, t_block, KEY_TILE);
+          for (int r = 0; r < ROWS; ++r) {
+            weights(dots.data() + r * KEY_TILE, q_sq[r0 + r], k_sq + j0, nt, p.weights, offset, g_row[r0 + r],
+                    w_block + r * KEY_TILE, t_block + r * KEY_TILE);
+            t_sum[r0 + r] += row_sum(t_block + r * KEY_TILE, nt);
+          }
+          tile_weighted_sum(t_block, KEY_TILE, 1, k + j0 * p.e, p.e, nt, p.e, acc.data() + r0 * p.e, p.e);
         }
-        for (long j = 0; j < nt; ++j) {
-          T s = 0;
-          for (int r = 0; r < ROWS; ++r) s += gv[r * KEY_TILE + j];
-          t_col[j0 + j] += s;
+        for (int r = 0; r < PANEL; ++r) {
+          for (long j = 0; j < nt; ++j) t_col[j0 + j] += gv[r * KEY_TILE + j];
         }
-        tile_weighted_sum(gv.data(), KEY_TILE, k + j0 * p.e, p.e, nt, p.e, acc.data(), p.e);
-        tile_outer(gv.data(), KEY_TILE, q.data(), p.e, nt, p.e, tq + j0 * p.e, p.e);
-        tile_outer(w.data(), KEY_TILE, g.data(), p.c, nt, p.c, wg + j0 * p.c, p.c);
+        for (long j = 0; j < nt; j += ROWS) {
+          tile_weighted_sum(gv.data() + j, 1, KEY_TILE, q.data(), p.e, PANEL, p.e, tq + (j0 + j) * p.e, p.e);
+          tile_weighted_sum(w.data() + j, 1, KEY_TILE, g.data(), p.c, PANEL, p.c, wg + (j0 + j) * p.c, p.c);
+        }
       }
       const double gain2 = 2.0 * p.gain[b];
-      for (int r = 0; r < ROWS && first + r < p.n; ++r) {
+      for (int r = 0; r < PANEL && first + r < p.n; ++r) {
         T* out = grad_q + (b * p.n + first + r) * p.e;
         for (long d = 0; d < p.e; ++d) {
           out[d] = static_cast<T>(gain2 * (q[r * p.e + d] * t_sum[r] - acc[r * p.e + d]));
@@ -514,8 +494,8 @@ int backward(const Problem<T>& p, const T* grad_sums, const T* grad_row_sums, in
 
 template <class T>
 bool valid(const Problem<T>& p) {
-  return p.batch >= 0 && p.n >= 0 && p.m > 0 && p.m % LANES == 0 && p.e > 0 && p.e % LANES == 0 && p.c > 0 &&
-         p.c % LANES == 0;
+  return p.batch >= 0 && p.n >= 0 && p.m > 0 && p.m % KEY_MULTIPLE == 0 && p.e > 0 && p.e % LANES == 0 &&
+         p.c > 0 && p.c % LANES == 0;
 }
 
 // Exceptions must not cross the C ABI: 3 = out of memory, 4 = anything else.
@@ -540,58 +520,60 @@ Problem<T> make_problem(const T* q, const T* q_sq, const T* k, const T* kt, cons
 
 template <class T>
 int forward_entry(const T* q, const T* q_sq, const T* kt, const T* k_sq, const T* v, long batch, long n, long m,
-                  long e, long c, int mode, int power, double half_p, double log_coef, double zero_rtol,
+                  long e, long c, int mode, int quarters, double half_p, double log_coef, double zero_rtol,
                   const double* gain, const double* offset, int threads, T* sums, T* row_sums) {
   const Problem<T> p = make_problem<T>(q, q_sq, nullptr, kt, k_sq, v, nullptr, batch, n, m, e, c, half_p, log_coef,
                                        zero_rtol, gain, offset);
   if (!valid(p)) return 2;
-  return guarded([&] { return forward(p, mode, power, threads, sums, row_sums); });
+  return guarded([&] { return forward(p, mode, quarters, threads, sums, row_sums); });
 }
 
 template <class T>
 int backward_entry(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq, const T* v, const T* vt,
                    const T* grad_sums, const T* grad_row_sums, long batch, long n, long m, long e, long c, int mode,
-                   int power, double half_p, double log_coef, double zero_rtol, const double* gain,
+                   int quarters, double half_p, double log_coef, double zero_rtol, const double* gain,
                    const double* offset, int threads, T* grad_q, T* grad_k, T* grad_v) {
   const Problem<T> p = make_problem<T>(q, q_sq, k, kt, k_sq, v, vt, batch, n, m, e, c, half_p, log_coef, zero_rtol,
                                        gain, offset);
   if (!valid(p)) return 2;
   return guarded([&] {
-    return backward(p, grad_sums, grad_row_sums, mode, power, threads, grad_q, grad_k, grad_v);
+    return backward(p, grad_sums, grad_row_sums, mode, quarters, threads, grad_q, grad_k, grad_v);
   });
 }
 
 }  // namespace
 
-// Entry points. Layouts (all contiguous; M, C', C padded to multiples of nlseg_pairwise_lanes()):
+// Entry points. Layouts (all contiguous; C', C padded to multiples of nlseg_pairwise_lanes(), M of
+// nlseg_pairwise_key_multiple()):
 // q (B,N,C'), q_sq (B,N), k (B,M,C'), kt (B,C',M), k_sq (B,M), v (B,M,C), vt (B,C,M); gain and
 // offset (B,) float64. Forward writes sums (B,N,C) and row_sums (B,N); backward reads ∂L/∂S
-// (B,N,C) and ∂L/∂R (B,N) and writes the gradients of q, k, v. mode: 0 integer power p (1..6),
-// 1 real power, 2 log. Returns 0, or 1 bad mode, 2 bad sizes, 3 out of memory, 4 other failure.
+// (B,N,C) and ∂L/∂R (B,N) and writes the gradients of q, k, v. mode (see Mode): 0 with
+// quarters = 2p, 1, 2. Returns 0, or 1 bad mode, 2 bad sizes, 3 out of memory, 4 other failure.
 extern "C" {
 
 // Bumped whenever an entry point's signature changes; build.py refuses a library that differs.
 int nlseg_pairwise_abi(void) { return 1; }
 
-// Padding granularity of M, C' and C; the largest integer exponent of mode 0.
+// Padding granularity of C' and C, and of M; the largest 2p of mode 0.
 long nlseg_pairwise_lanes(void) { return LANES; }
-int nlseg_pairwise_max_int_power(void) { return MAX_INT_POWER; }
+long nlseg_pairwise_key_multiple(void) { return KEY_MULTIPLE; }
+int nlseg_pairwise_max_quarters(void) { return MAX_QUARTERS; }
 
 #define NLSEG_ENTRY_POINTS(T, SUFFIX)                                                                          \
   int nlseg_pairwise_forward_##SUFFIX(const T* q, const T* q_sq, const T* kt, const T* k_sq, const T* v,       \
-                                      long batch, long n, long m, long e, long c, int mode, int power,         \
+                                      long batch, long n, long m, long e, long c, int mode, int quarters,         \
                                       double half_p, double log_coef, double zero_rtol, const double* gain,    \
                                       const double* offset, int threads, T* sums, T* row_sums) {               \
-    return forward_entry<T>(q, q_sq, kt, k_sq, v, batch, n, m, e, c, mode, power, half_p, log_coef,            \
+    return forward_entry<T>(q, q_sq, kt, k_sq, v, batch, n, m, e, c, mode, quarters, half_p, log_coef,            \
                             zero_rtol, gain, offset, threads, sums, row_sums);                                 \
   }                                                                                                            \
   int nlseg_pairwise_backward_##SUFFIX(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq,      \
                                        const T* v, const T* vt, const T* grad_sums, const T* grad_row_sums,    \
-                                       long batch, long n, long m, long e, long c, int mode, int power,        \
+                                       long batch, long n, long m, long e, long c, int mode, int quarters,        \
                                        double half_p, double log_coef, double zero_rtol, const double* gain,   \
                                        const double* offset, int threads, T* grad_q, T* grad_k, T* grad_v) {   \
     return backward_entry<T>(q, q_sq, k, kt, k_sq, v, vt, grad_sums, grad_row_sums, batch, n, m, e, c, mode,  \
-                             power, half_p, log_coef, zero_rtol, gain, offset, threads, grad_q, grad_k,        \
+                             quarters, half_p, log_coef, zero_rtol, gain, offset, threads, grad_q, grad_k,        \
                              grad_v);                                                                          \
   }
 
