@@ -2,11 +2,12 @@
 
 Presets: the thesis segmenter (90x160 input, no pooling) and the real-time layout (360x640
 input, strided stem, 𝓛 at low resolution), with random-init weights (speed does not depend
-on training) or the bundled demo weights. Sources: the real dashcam photos in
-``../shared/fixtures/dashcam`` and a generated 960x540 synthetic driving clip. Each run is
-a real ``nlseg infer`` subprocess; its ``summary.json`` gives the numbers. Prints Markdown.
+on training), or the bundled weights (``bundled``, at their own input size). Sources: a
+generated 960x540 synthetic driving clip and, with ``--photos DIR``, a folder of photos.
+Each run is a real ``nlseg infer`` subprocess; its ``summary.json`` gives the numbers.
+Prints Markdown.
 
-    python benchmarks/infer.py [--device cpu|cuda] [--seconds 4] [--presets thesis,realtime,demo]
+    python benchmarks/infer.py [--device cpu|cuda] [--seconds 4] [--presets thesis,realtime,bundled] [--photos DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from nlseg.nn import ModelConfig, build_model
 from nlseg.runtime.device import describe_device
 
 ROOT = Path(__file__).resolve().parents[1]
-DASHCAM = ROOT.parent / "shared" / "fixtures" / "dashcam"
 PRESETS = {
     "thesis": dict(nonlocal_kernel="dot"),
     "realtime": dict(layout="realtime"),
@@ -36,7 +36,7 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
 
 def weights_for(preset: str, folder: Path) -> Path:
-    if preset == "demo":
+    if preset == "bundled":
         return DEMO_WEIGHTS
     config = ModelConfig.from_preset("bdd100k", **PRESETS[preset])
     torch.manual_seed(0)
@@ -56,7 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the generated 960x540 clip")
-    parser.add_argument("--presets", default="thesis,realtime" + (",demo" if DEMO_WEIGHTS.is_file() else ""))
+    parser.add_argument("--presets", default="thesis,realtime" + (",bundled" if DEMO_WEIGHTS.is_file() else ""))
+    parser.add_argument("--photos", type=Path, help="also run on this folder of photos")
     parser.add_argument("--backends", default="torch,onnxruntime")
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
@@ -78,7 +79,8 @@ def main() -> None:
                                             capture_output=True, text=True, cwd=ROOT)
                     if export.returncode != 0:
                         raise SystemExit(export.stderr)
-                for name, source in (("dashcam photos", DASHCAM), ("960x540 clip", clip)):
+                sources = [("960x540 clip", clip)] + ([("photos", args.photos)] if args.photos else [])
+                for name, source in sources:
                     out = tmp / f"{preset}-{backend}-{source.stem}"
                     s = run(source, model, backend, args.device, out, ["--batch", str(args.batch)])
                     stages = " | ".join(f"{s['stages'].get(st, {}).get('p50_ms', float('nan')):.1f}" for st in STAGES)

@@ -38,16 +38,17 @@ SEGNET_ORDER = ("sky", "building", "pole", "road", "pavement", "tree", "sign/sym
                 "pedestrian", "bicyclist")
 
 
-def camvid_masks(n: int, seed: int) -> list[np.ndarray]:
+def camvid_masks(n: int, seed: int, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
     """Random CamVid masks: ids 0-11 (11 = void) in 4x4 blocks, every id present overall."""
     rng = np.random.default_rng(seed)
-    masks = [np.kron(rng.integers(0, 12, (SIZE[0] // 4, SIZE[1] // 4)), np.ones((4, 4), np.int64)).astype(np.uint8)
+    masks = [np.kron(rng.integers(0, 12, (size[0] // 4, size[1] // 4)), np.ones((4, 4), np.int64)).astype(np.uint8)
              for _ in range(n)]
     masks[0].flat[:12 * 16:16] = np.arange(12)
     return masks
 
 
-def write_camvid(root: Path, segnet: bool, counts: dict[str, int], seed: int = 0) -> dict[str, list[np.ndarray]]:
+def write_camvid(root: Path, segnet: bool, counts: dict[str, int], seed: int = 0,
+                 size: tuple[int, int] = SIZE) -> dict[str, list[np.ndarray]]:
     """A tiny CamVid folder: SegNet's ``train/ trainannot/ …`` (PNG images) or ``images/ labels/`` (JPEG)."""
     rng = np.random.default_rng(seed + 1)
     written = {}
@@ -56,10 +57,10 @@ def write_camvid(root: Path, segnet: bool, counts: dict[str, int], seed: int = 0
                                else (root / "images" / split, root / "labels" / split))
         image_dir.mkdir(parents=True)
         mask_dir.mkdir(parents=True)
-        masks = camvid_masks(n, seed + len(split))
+        masks = camvid_masks(n, seed + len(split), size)
         for i, mask in enumerate(masks):
             name = f"0001TP_{i:06d}"
-            image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+            image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
             cv2.imwrite(str(image_dir / f"{name}.{'png' if segnet else 'jpg'}"), image)
             cv2.imwrite(str(mask_dir / f"{name}.png"), mask)
         written[split] = masks

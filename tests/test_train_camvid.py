@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from nlseg.data.labels import CAMVID_CLASSES
 from nlseg.train.rundir import read_metrics
 from tests.test_data_camvid import write_camvid
 from tests.test_train_cli import ENV, TINY, assert_same_rows, cli  # noqa: F401 (cli is a fixture)
+
+ACCURACY = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +112,27 @@ def test_bad_camvid_input_is_one_line(args, flag, camvid, tmp_path, cli):
     code, _, err = cli(*args)
     err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and flag in err[0] and err[0].startswith("error: ")
+
+
+def test_benchmark_scores_like_eval(tmp_path, cli):
+    """benchmarks/accuracy.py (nlseg.load → predict → the mapping) and nlseg eval agree on the same frames."""
+    data = tmp_path / "camvid"
+    write_camvid(data, False, {"train": 6, "val": 3}, size=(24, 32))
+    code, _, err = cli(*train_args(data, tmp_path / "run", "--epochs", "1"))
+    assert code == 0, err
+    code, stdout, err = cli("eval", tmp_path / "run" / "last.pt", "--json")
+    assert code == 0, err
+    expected = json.loads(stdout.strip().splitlines()[-1])
+    bench = subprocess.run([sys.executable, str(ACCURACY), str(tmp_path / "run" / "last.pt"), "--camvid", str(data),
+                            "--repeats", "1", "--json", "--out", str(tmp_path / "png")],
+                           capture_output=True, text=True, timeout=300, env=ENV)
+    assert bench.returncode == 0, bench.stderr
+    assert re.search(r"\| last.pt \| 24x32 \|", bench.stdout) and "ENet" in bench.stdout
+    got = json.loads(next(line for line in bench.stdout.splitlines() if line.startswith("json: "))[6:])
+    assert got["miou"] == pytest.approx(expected["miou"]) and got["per_class_iou"] == pytest.approx(
+        expected["per_class_iou"], nan_ok=True)
+    assert (tmp_path / "png" / "camvid_examples_last.png").is_file()
+    missing = subprocess.run([sys.executable, str(ACCURACY), str(tmp_path / "none.pt"), "--camvid", str(data)],
+                             capture_output=True, text=True, timeout=120, env=ENV)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [f"error: {tmp_path / 'none.pt'}: "
+                                                                                 "weights file not found"]
