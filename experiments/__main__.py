@@ -11,7 +11,8 @@ import torch
 import typer
 
 from experiments.definitions import EXPERIMENTS
-from experiments.report import write_report
+from experiments.protocols import DEFAULT_PROTOCOL, PROTOCOLS
+from experiments.report import report_stem, write_report
 from experiments.runner import run_experiment
 from nlseg.cli import run_app
 from nlseg.cli.train import parse_seeds
@@ -75,16 +76,26 @@ def run_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     workers: Annotated[int, typer.Option("--workers", help="Threads that read the datasets.")] = 1,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's).")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", help=f"{' or '.join(PROTOCOLS)}: the thesis as its authors' "
+                                          "code ran it, or as its text states it (docs/design.md §6).")] = DEFAULT_PROTOCOL,
 ) -> None:
-    """Run (or resume, or re-tabulate) one experiment; print its table next to the thesis's numbers."""
+    """Run (or resume, or re-tabulate) one experiment; print its table next to the thesis's numbers.
+
+    Runs go seed by seed; after each run trained here the report is rewritten. Runs recorded in
+    the report's JSON (in --results) are taken from there when --out does not hold them.
+    """
     if threads is not None:
         if threads < 1:
             raise InputError(f"--threads: need at least 1, got {threads}")
         torch.set_num_threads(threads)
     command = "python -m experiments " + " ".join(shlex.quote(a) for a in portable_arguments(sys.argv[1:]))
+    experiment = EXPERIMENTS.get(name)
+    stem = None if experiment is None else report_stem(name, setting, None if experiment.kind == "cost" else protocol)
     outcome = run_experiment(name, setting, out=out, networks=networks,
                              seeds=None if seeds is None else tuple(parse_seeds(seeds)),
-                             data_dirs=parse_data_dirs(data_dir or []), device=device, workers=workers)
+                             data_dirs=parse_data_dirs(data_dir or []), device=device, workers=workers,
+                             protocol=protocol, previous=None if stem is None else results / f"{stem}.json",
+                             on_run=lambda partial: write_report(partial, results, command))
     text, paths = write_report(outcome, results, command)
     typer.echo(text)
     for path in paths.values():

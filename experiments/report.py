@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from experiments.definitions import NETWORKS, NONLOCAL_ROWS
+from experiments.protocols import DIFFERENCES, QTIPS_DATASETS
 from experiments.runner import Outcome, percent
 from nlseg.io import atomic_path
 
 METRIC_NAMES = {"accuracy": "acc. (%)", "pixel_accuracy": "pixel acc. (%)", "miou": "mIoU (%)",
-                "soft_iou": "soft IoU (%)", "macs": "multiply-adds (M)"}
+                "soft_iou": "soft IoU, split sums (%)", "soft_iou_image": "soft IoU per image (%)",
+                "macs": "multiply-adds (M)"}
 CURVE_EPOCHS = (1, 5, 10, 20, 30)
 
 
@@ -46,16 +48,35 @@ def _header(outcome: Outcome, command: str) -> list[str]:
     where = m.get("gpu") or f"{m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch thread(s))"
     epochs = sorted({len(h) for cols in outcome.cells.values() for c in cols.values() for h in c.history.values()})
     lines = [f"# {e.reference}: {e.title}", "",
-             f"- Setting: **{outcome.setting_name}** — {outcome.setting.note}",
+             f"- Setting: **{outcome.setting_name}** — {outcome.setting.note}"]
+    if outcome.protocol is not None:
+        lines.append(f"- Protocol: **{outcome.protocol.name}** — {outcome.protocol.note} (docs/design.md §6; "
+                     "the table below)")
+    lines += [
              f"- Networks: {', '.join(outcome.rows)}; seeds: {', '.join(map(str, _seeds_of(outcome)))}"
              + (f"; epochs: {', '.join(map(str, epochs))}" if epochs else ""),
              f"- Machine: {where}, device {m['device']}, torch {m['torch']}",
              f"- Command: `{command}`",
              f"- Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; wall time of this call "
              f"{outcome.seconds / 60:.1f} min (runs that existed were read, not retrained)"]
+    reused = sorted({how for cols in outcome.cells.values() for c in cols.values() for how in c.reused.values()})
+    if reused:
+        lines.append(f"- Runs finished before were read back (from the {' and the '.join(reused)}), not retrained")
     if e.claim:
         lines.append(f"- Thesis claim: {e.claim}")
     return lines + [""]
+
+
+def protocol_lines(outcome: Outcome) -> list[str]:
+    """The points on which the protocols differ that concern this experiment's datasets, and what ran."""
+    if outcome.protocol is None:
+        return []
+    datasets = set(outcome.experiment.datasets)
+    scoped = {"Q-tips": datasets & set(QTIPS_DATASETS), "BDD100K": datasets & {"bdd100k"}}
+    rows = [[d.point, d.thesis_text, d.authors, d.source] for d in DIFFERENCES
+            if all(not d.point.startswith(prefix) or present for prefix, present in scoped.items())]
+    header = ["point", "thesis-text", "authors", "the equation or code fact"]
+    return [f"Protocol: this run is **{outcome.protocol.name}**.", ""] + _markdown_table(header, rows) + [""]
 
 
 def _architectures(outcome: Outcome, row: str) -> str:
@@ -133,7 +154,7 @@ def curve_lines(outcome: Outcome) -> list[str]:
                        f"{cell.seconds / 60 / max(len(cell.per_seed), 1):.1f}"])
     lines = [f"Median over seeds, per epoch, of the training {name} (as in the thesis's figure) and the "
              f"validation {name} on the {column.label} validation split.", ""]
-    lines += _markdown_table(header, rows) + [""] + claim_lines(curves, name) + [""]
+    lines += _markdown_table(header, rows) + [""] + claim_lines(curves, name) + [""] + per_seed_lines(outcome) + [""]
     for split, title in (("train", "Training"), ("val", "Validation")):
         lines += [f"{title} {name} per epoch (median over seeds):", ""]
         lines += _markdown_table(["epoch"] + [NETWORKS[r].label for r in cells],
@@ -141,6 +162,25 @@ def curve_lines(outcome: Outcome) -> list[str]:
                                                   for r in cells] for i in range(n)])
         lines.append("")
     return lines
+
+
+def per_seed_lines(outcome: Outcome) -> list[str]:
+    """Each seed's training metric at epochs 10, 20 and the last, and its final validation metric."""
+    e = outcome.experiment
+    column, metric = e.columns[0], e.metrics[0]
+    name = METRIC_NAMES[metric]
+    rows = []
+    for row in outcome.rows:
+        cell = outcome.cells[row][column.key]
+        for seed in sorted(cell.history):
+            h = cell.history[seed]
+            train = [percent(metric, r.get(f"train_{metric}")) for r in h]
+            marks = [_fmt(train[ep - 1]) if ep <= len(train) else "—" for ep in (10, 20)]
+            rows.append([NETWORKS[row].label, str(seed), *marks, _fmt(train[-1]),
+                         _fmt(percent(metric, h[-1].get(f"val_{metric}"))), str(len(h))])
+    header = ["Network", "seed", f"train {name} ep 10", f"train {name} ep 20", f"train {name} last",
+              f"val {name} last", "epochs"]
+    return [f"Per seed ({name}):", ""] + _markdown_table(header, rows)
 
 
 def claim_lines(curves: dict[str, dict[str, list[float | None]]], name: str) -> list[str]:
@@ -183,7 +223,8 @@ def plot(outcome: Outcome, path: Path) -> None:
                 median = [percent(metric, v) for v in _median_curve(cell, f"{split}_{metric}")]
                 epochs = np.arange(1, len(median) + 1)
                 line, = ax.plot(epochs, [np.nan if v is None else v for v in median], marker=".",
-                                label=f"{_plot_label(row)}: {cell.architecture}, {cell.params:.2f}M")
+                                label=f"{_plot_label(row)}: {cell.architecture}, {cell.params:.2f}M, "
+                                      f"{len(cell.history)} seed(s)")
                 if len(cell.history) > 1:
                     per = np.array([[np.nan if r.get(f"{split}_{metric}") is None else percent(metric, r[f"{split}_{metric}"])
                                      for r in h] for h in cell.history.values() if len(h) == len(median)])
@@ -195,7 +236,8 @@ def plot(outcome: Outcome, path: Path) -> None:
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
         seeds = _seeds_of(outcome)
-        fig.suptitle(f"{e.reference}: {column.label}, {outcome.setting_name} setting, median of {len(seeds)} seed(s)"
+        protocol = "" if outcome.protocol is None else f", {outcome.protocol.name} protocol"
+        fig.suptitle(f"{e.reference}: {column.label}, {outcome.setting_name} setting{protocol}, median over seeds"
                      + (" (band: min–max)" if len(seeds) > 1 else ""))
     else:
         fig, axes = plt.subplots(1, len(e.columns), figsize=(max(5.0, 3.2 * len(e.columns)), 4.5), squeeze=False)
@@ -227,18 +269,38 @@ def to_json(outcome: Outcome, command: str) -> dict[str, Any]:
                 "per_seed": {str(s): v for s, v in cell.per_seed.items()}, "extra": cell.extra,
                 "thesis": e.thesis.get(row, {}).get(key, {}), "run_dirs": cell.run_dirs, "seconds": cell.seconds,
                 "history": {str(s): h for s, h in cell.history.items()},
+                "specs": {str(s): spec for s, spec in cell.specs.items()},
+                "reused": {str(s): how for s, how in cell.reused.items()},
             }
     return {"experiment": e.name, "reference": e.reference, "title": e.title, "kind": e.kind,
             "setting": outcome.setting_name, "setting_detail": asdict(outcome.setting), "rows": list(outcome.rows),
             "columns": [asdict(c) for c in e.columns], "metrics": list(e.metrics), "machine": outcome.machine,
-            "command": command, "seconds": outcome.seconds, "cells": cells}
+            "command": command, "seconds": outcome.seconds,
+            "protocol": None if outcome.protocol is None else outcome.protocol.name,
+            "protocol_detail": None if outcome.protocol is None else _protocol_detail(outcome),
+            "cells": cells}
+
+
+def _protocol_detail(outcome: Outcome) -> dict[str, Any]:
+    p = outcome.protocol
+    detail = {k: v for k, v in asdict(p).items() if k != "qtips_style"}
+    detail["qtips_style"] = asdict(p.qtips_style)
+    return detail
+
+
+def report_stem(experiment: str, setting: str, protocol: str | None) -> str:
+    """``NAME-SETTING`` for the cost tables (no protocol changes them), else ``NAME-SETTING-PROTOCOL``."""
+    return f"{experiment}-{setting}" if protocol is None else f"{experiment}-{setting}-{protocol}"
 
 
 def write_report(outcome: Outcome, results: Path, command: str) -> tuple[str, dict[str, Path]]:
-    """Write ``NAME-SETTING.md``, ``.png`` and ``.json`` into ``results``; returns the Markdown and the paths."""
-    stem = f"{outcome.experiment.name}-{outcome.setting_name}"
+    """Write ``STEM.md``, ``.png`` and ``.json`` (:func:`report_stem`) into ``results``; returns the Markdown and
+    the paths."""
+    stem = report_stem(outcome.experiment.name, outcome.setting_name,
+                       None if outcome.protocol is None else outcome.protocol.name)
     paths = {"md": results / f"{stem}.md", "png": results / f"{stem}.png", "json": results / f"{stem}.json"}
-    body = curve_lines(outcome) if outcome.experiment.kind == "curves" else table_lines(outcome)
+    body = protocol_lines(outcome) + (curve_lines(outcome) if outcome.experiment.kind == "curves"
+                                      else table_lines(outcome))
     text = "\n".join(_header(outcome, command) + body + ["", f"![{stem}]({paths['png'].name})", ""])
     results.mkdir(parents=True, exist_ok=True)
     with atomic_path(paths["md"]) as tmp:

@@ -190,9 +190,16 @@ def test_bdd100k_table_on_a_bdd100k_layout_folder(tmp_path):
     outcome = run_experiment("table5.8", "reduced", out=tmp_path, networks="hamiltonian,invfrac",
                              data_dirs={"bdd100k": _bdd100k_folder(tmp_path / "bdd100k")}, log=QUIET)
     final = outcome.cells["invfrac"]["bdd100k"].per_seed[0]
-    assert set(final) == {"pixel_accuracy", "soft_iou", "miou"} and final["pixel_accuracy"] is not None
-    text, _ = write_report(outcome, tmp_path / "results", "test")
-    assert "soft IoU (%)" in text and "/ 64.40" in text
+    assert set(final) == {"pixel_accuracy", "soft_iou_image", "soft_iou", "miou"}
+    assert final["pixel_accuracy"] is not None and final["soft_iou_image"] is not None
+    assert outcome.protocol.name == "authors"  # the default: 255 trained as a 20th class
+    assert outcome.cells["invfrac"]["bdd100k"].specs[0]["model"]["num_classes"] == 20
+    text, paths = write_report(outcome, tmp_path / "results", "test")
+    assert "soft IoU per image (%)" in text and "/ 64.40" in text and "**authors**" in text
+    assert paths["md"].name == "table5.8-reduced-authors.md"
+    text_protocol = run_experiment("table5.8", "reduced", out=tmp_path, networks="hamiltonian",
+                                   data_dirs={"bdd100k": tmp_path / "bdd100k"}, log=QUIET, protocol="thesis-text")
+    assert text_protocol.cells["hamiltonian"]["bdd100k"].specs[0]["model"]["num_classes"] == 19
 
 
 def test_errors_are_one_line(tmp_path, capsys):
@@ -217,3 +224,69 @@ def test_cli_writes_markdown_png_and_json(tmp_path, capsys):
     assert "Table 6.2" in out and "wrote" in out
     assert {p.name for p in tmp_path.iterdir()} == {"table6.2-full.md", "table6.2-full.png", "table6.2-full.json"}
     assert json.loads((tmp_path / "table6.2-full.json").read_text())["experiment"] == "table6.2"
+
+
+def test_protocols_change_what_the_text_and_the_code_disagree_on():
+    from experiments.protocols import AUTHORS, DIFFERENCES, THESIS_TEXT
+    from experiments.runner import recipe_for
+    from nlseg.ops.kernels import EULER_GAMMA
+
+    full = EXPERIMENTS["qtips"].settings["full"]
+    text = network_config(NETWORKS["log"], "qtips", full, THESIS_TEXT)
+    code = network_config(NETWORKS["log"], "qtips", full, AUTHORS)
+    assert (text.h, text.head_pool, text.log_gamma) == (0.06, 8, EULER_GAMMA)
+    assert (code.h, code.head_pool, code.pool) == (0.05, 2, 2) and code.log_gamma == pytest.approx(0.1 * EULER_GAMMA)
+    assert network_config(NETWORKS["frac"], "qtips", full, AUTHORS).log_gamma == EULER_GAMMA
+    assert network_config(NETWORKS["resnet44"], "qtips", full, AUTHORS) == network_config(NETWORKS["resnet44"], "qtips", full)
+    assert network_config(NETWORKS["log"], "cifar10", full, AUTHORS).h == 0.06  # h = 0.05 is the Q-tips script's
+    r_text, r_code = recipe_for("qtips", full, THESIS_TEXT), recipe_for("qtips", full, AUTHORS)
+    assert r_text.input_noise == r_code.input_noise == 0.3  # fresh noise under both
+    assert (r_text.subtract_mean, r_text.flip, r_text.decay_convention, r_text.decay_classifier) == (True, True, "eq4.9", True)
+    assert (r_code.subtract_mean, r_code.flip, r_code.decay_convention, r_code.decay_classifier) == (False, False, "keras", False)
+    assert recipe_for("qtips", full, AUTHORS, "resnet44").weight_decay == 1e-4
+    assert recipe_for("cifar10", full, AUTHORS).subtract_mean  # mean and flips stay on CIFAR
+    assert len({d.point for d in DIFFERENCES}) == len(DIFFERENCES)
+
+
+def test_finished_runs_are_taken_from_the_report_json_on_a_fresh_checkout(tmp_path):
+    from experiments.report import report_stem
+
+    tiny = replace(EXPERIMENTS["qtips"].settings["reduced"], epochs=1, train_limit=6, val_limit=6, seeds=(0, 1))
+    results = tmp_path / "results"
+    written: list[tuple[str, ...]] = []
+
+    def report(partial):
+        written.append(tuple(f"{r}:{s}" for r in partial.rows for s in sorted(partial.cells[r]["qtips"].history)))
+        write_report(partial, results, "test")
+
+    first = run_experiment("qtips", "reduced", out=tmp_path / "a", setting=tiny, networks="hamiltonian,diffusion",
+                           log=QUIET, on_run=report)
+    # seed 0 of every network before seed 1; the report rewritten after every run
+    assert written == [("hamiltonian:0",), ("hamiltonian:0", "diffusion:0"),
+                       ("hamiltonian:0", "hamiltonian:1", "diffusion:0"),
+                       ("hamiltonian:0", "hamiltonian:1", "diffusion:0", "diffusion:1")]
+    previous = results / f"{report_stem('qtips', 'reduced', 'authors')}.json"
+    assert previous.is_file()
+    lines: list[str] = []
+    again = run_experiment("qtips", "reduced", out=tmp_path / "fresh", setting=tiny, networks="diffusion", seeds=(1,),
+                           log=lines.append, previous=previous)
+    assert not any("epoch 1/1" in line for line in lines) and any("taken from" in line for line in lines)
+    assert not (tmp_path / "fresh").exists()
+    # the other runs recorded there stay in the outcome, so a rewritten report loses nothing
+    assert set(again.rows) == {"hamiltonian", "diffusion"}
+    for row in again.rows:
+        assert again.cells[row]["qtips"].history == first.cells[row]["qtips"].history
+        assert set(again.cells[row]["qtips"].reused.values()) == {"report JSON"}
+    # other settings (here the number of epochs) are not taken from the record
+    longer = replace(tiny, epochs=2)
+    lines.clear()
+    run_experiment("qtips", "reduced", out=tmp_path / "fresh", setting=longer, networks="hamiltonian", seeds=(0,),
+                   log=lines.append, previous=previous)
+    assert any("epoch 2/2" in line for line in lines)
+
+
+def test_unknown_protocol_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        experiments_main(["run", "qtips", "--protocol", "folklore"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: --protocol") and len(err.strip().splitlines()) == 1

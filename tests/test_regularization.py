@@ -58,3 +58,19 @@ def test_smoothness_decay_vanishes_for_equal_weights():
 def test_smoothness_decay_is_zero_for_baselines():
     model = build_model(ModelConfig.from_preset("cifar10", arch="resnet44"))
     assert weight_smoothness_decay(model).item() == 0.0
+
+
+def test_keras_convention_doubles_torch_decay_and_spares_the_classifier():
+    """Keras l2(α) adds α‖K‖² (gradient 2αK); eq. (4.9)'s (α/2)‖K‖² has gradient αK (docs/design.md §6)."""
+    model = small_model()
+    text = {g["name"]: g for g in weight_decay_groups(model, 2e-4)}
+    keras = {g["name"]: g for g in weight_decay_groups(model, 2e-4, convention="keras", decay_classifier=False)}
+    assert keras["weights"]["weight_decay"] == 2 * text["weights"]["weight_decay"] == 4e-4
+    assert keras["nonlocal_weights"]["weight_decay"] == 4e-4
+    dense = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    assert dense and dense <= {id(p) for p in text["weights"]["params"]}
+    assert dense <= {id(p) for p in keras["no_decay"]["params"]}
+    # The gradient SGD applies for torch's weight_decay equals that of the Keras penalty α‖K‖².
+    w = torch.randn(5, 3, requires_grad=True)
+    (2e-4 * w.pow(2).sum()).backward()
+    torch.testing.assert_close(w.grad, keras["weights"]["weight_decay"] * w.detach())

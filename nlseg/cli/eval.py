@@ -64,17 +64,21 @@ def eval_command(
         raise InputError(f"--dataset: {checkpoint} is a {config.num_classes}-class {config.task} network; "
                          f"{name} is a {data.num_classes}-class {data.task} set")
     ctx = Context(0, 1, resolve_device(device))
+    # Noise its recipe draws every epoch (Q-tips: σ = 0.3, clipped): here one fixed draw of it.
+    input_noise = float(payload.get("run", {}).get("recipe", {}).get("input_noise", 0.0)) if name == meta.get(
+        "dataset") else 0.0
     scores = evaluate(model.to(ctx.device), data, mean, batch_size, ctx, noise_sigma, per_class=True,
-                      groups=info.scored_as)
+                      groups=info.scored_as, input_noise=input_noise)
     result = {"checkpoint": str(checkpoint), "dataset": name, "split": split, "images": len(data),
-              "noise_sigma": noise_sigma, **scores}
+              "noise_sigma": noise_sigma, "input_noise": input_noise, **scores}
     class_names = (info.scored_as.names if info.scored_as else info.class_names) or tuple(
         str(i) for i in range(config.num_classes))
     if "per_class_iou" in result:
         result["per_class_iou"] = dict(zip(class_names, result["per_class_iou"]))
 
     console = table_console()
-    console.print(f"{checkpoint} on {name} {split}: {len(data)} images, noise σ = {noise_sigma}")
+    console.print(f"{checkpoint} on {name} {split}: {len(data)} images, noise σ = {noise_sigma}"
+                  + (f", the recipe's input noise σ = {input_noise} (clipped, one fixed draw)" if input_noise else ""))
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

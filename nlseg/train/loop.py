@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nlseg.checkpoint import read_checkpoint, save_checkpoint
 from nlseg.data.labels import IGNORE_INDEX, ClassGroups
+from nlseg.data.noise import add_input_noise
 from nlseg.data.split import Split
 from nlseg.data.transforms import augment, augment_scenes, normalize
 from nlseg.errors import InputError
@@ -64,9 +65,10 @@ class RunSpec:
                       "recipe": Recipe.from_dict(data["recipe"])})
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The generator of an epoch's data order and augmentation: a function of (seed, epoch) only."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """The generator of an epoch's data order and augmentation (``stream`` 0) or of its validation
+    noise (``stream`` 1): a function of (seed, epoch, stream) only."""
+    state = np.random.SeedSequence([seed, epoch] + ([stream] if stream else [])).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
@@ -126,6 +128,8 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
         if recipe.scene_augmentation:
             x, y = augment_scenes(images, y, mean, crop, recipe.scale, recipe.flip, recipe.jitter, g)
         else:
+            if recipe.input_noise > 0:
+                images = add_input_noise(images, recipe.input_noise, g)
             x, y = augment(normalize(images, mean), y, recipe.pad, recipe.flip, g)
         count = labelled_count(y, weight)  # over the global batch: the loss is its mean
         part = ctx.shard(len(index))
@@ -149,12 +153,14 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
 
 @torch.no_grad()
 def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int, ctx: Context,
-             noise_sigma: float = 0.0, per_class: bool = False, groups: ClassGroups | None = None) -> dict[str, Any]:
+             noise_sigma: float = 0.0, per_class: bool = False, groups: ClassGroups | None = None,
+             input_noise: float = 0.0, noise_generator: torch.Generator | None = None) -> dict[str, Any]:
     """Loss and metrics on ``data`` (this process's shard, summed over processes).
 
     ``noise_sigma`` adds Gaussian noise N(0, σ²) to the [0, 1] inputs (thesis §5.4.1, Table 5.6)
     from a fixed generator, so the same checkpoint always sees the same noise. ``groups``:
-    report the metrics in this coarser label set (the loss stays the network's).
+    report the metrics in this coarser label set (the loss stays the network's). ``input_noise``:
+    the recipe's per-epoch noise, drawn from ``noise_generator`` and clipped to [0, 1].
     """
     module.eval()
     shard = ctx.shard(len(data))
@@ -165,6 +171,8 @@ def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int
         x = data.images[index].to(ctx.device).float() / 255.0
         if noise_sigma > 0:
             x = x + (noise_sigma * torch.randn(x.shape, generator=g)).to(ctx.device)
+        if input_noise > 0:
+            x = add_input_noise(x, input_noise, noise_generator or g)
         y = data.targets[index].to(ctx.device)
         with autocast_for(ctx.device):
             logits = module(normalize(x, mean))
@@ -190,7 +198,7 @@ def _meta(spec: RunSpec, epoch: int, row: dict, class_names: tuple[str, ...], me
     return {"dataset": spec.dataset, "task": spec.model.task, "epoch": epoch, "image_size": list(spec.size),
             "data_dir": spec.data_dir, "seed": spec.seed, "metrics": row, "class_names": list(class_names),
             "normalization": {"mean": [float(v) for v in mean.mean((1, 2))], "std": [1.0, 1.0, 1.0],
-                              "per_pixel": spec.recipe.pixel_mean}}
+                              "per_pixel": spec.recipe.pixel_mean and spec.recipe.subtract_mean}}
 
 
 def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -226,6 +234,8 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
     mean = train.pixel_mean()
     if not recipe.pixel_mean:
         mean = mean.mean((1, 2), keepdim=True)
+    if not recipe.subtract_mean:
+        mean = torch.zeros(3, 1, 1)
     weight = median_frequency_weights(train.targets, train.num_classes).to(ctx.device) if recipe.class_weights else None
     if ctx.device.type == "cuda":  # a few hundred MB of uint8 at most: index batches on the GPU
         train, val = train.to(ctx.device), val.to(ctx.device)
@@ -234,8 +244,9 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
     if ctx.world > 1:
         sync_batchnorm(module)
     module.to(ctx.device)
-    optimizer = torch.optim.SGD(weight_decay_groups(module, recipe.weight_decay), lr=recipe.lr,
-                                momentum=recipe.momentum)
+    optimizer = torch.optim.SGD(weight_decay_groups(module, recipe.weight_decay, convention=recipe.decay_convention,
+                                                    decay_classifier=recipe.decay_classifier),
+                                lr=recipe.lr, momentum=recipe.momentum)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "value": -math.inf}
     last = out / rundir.LAST
@@ -261,7 +272,8 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx, weight, groups)
-        val_scores = evaluate(module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups)
+        val_scores = evaluate(module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups,
+                              input_noise=recipe.input_noise, noise_generator=epoch_generator(spec.seed, epoch, 1))
         row = _row(epoch, lr, time.perf_counter() - start, train_scores, val_scores)
         history.append(row)
         value = row.get(f"val_{spec.metric}")

@@ -5,7 +5,9 @@ One confusion matrix (rows: true class, columns: predicted) gives accuracy / pix
 ignored; mIoU is the mean over the classes whose IoU is defined (TP + FP + FN > 0).
 The thesis's Table 5.8 used a different *soft* IoU: softmax probabilities p against one-hot
 labels y over all classes at once, with 255 as an extra class the network never predicts,
-(Σ p·y + 1) / (Σ p + Σ y − Σ p·y + 1). Here the sums run over the whole split.
+(Σ p·y + 1) / (Σ p + Σ y − Σ p·y + 1). ``soft_iou`` sums over the whole split;
+``soft_iou_image`` is the authors' averaging (docs/design.md §6): the sums run over one image's
+pixels and classes, the batch's images are averaged, and so are the batches, each counting once.
 
 Scored in a coarser label set (:class:`~nlseg.data.labels.ClassGroups`, e.g. CamVid's 11
 classes for a 19-class network), a pixel's prediction is the group of its arg-max class, and
@@ -61,6 +63,19 @@ def soft_iou_terms(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.stack([inter.double(), probs.sum().double(), onehot.sum().double()])
 
 
+def soft_iou_per_image(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """The soft IoU of each image of a batch (B,), float64; 255 is an extra, never-predicted class."""
+    probs = F.softmax(logits.float(), dim=1)
+    c = probs.shape[1]
+    t = target.long().clone()
+    t[t == IGNORE_INDEX] = c
+    labelled = (t < c).flatten(1)
+    inter = probs.gather(1, t.clamp(max=c - 1).unsqueeze(1)).flatten(1).double().mul(labelled).sum(1)
+    pixels = float(t[0].numel())
+    union = pixels + pixels - inter  # Σp = Σy = pixels: softmax rows and one-hot rows sum to 1
+    return (inter + smooth) / (union + smooth)
+
+
 def soft_iou(terms: torch.Tensor, smooth: float = 1.0) -> float:
     """The thesis's soft IoU from accumulated (Σ p·y, Σ p, Σ y)."""
     inter, p, y = (float(v) for v in terms)
@@ -96,6 +111,7 @@ class Scores:
         self.loss = torch.zeros(2, dtype=torch.float64, device=device)  # (sum, count)
         self.conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=device)
         self.soft = torch.zeros(3, dtype=torch.float64, device=device)
+        self.soft_image = torch.zeros(2, dtype=torch.float64, device=device)  # (Σ batch means, batches)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, loss_sum: torch.Tensor, count: int | torch.Tensor,
                soft: bool = False) -> None:
@@ -109,10 +125,13 @@ class Scores:
         self.conf += confusion_matrix(pred, target, self.num_classes)
         if soft:
             self.soft += soft_iou_terms(logits, target)
+            if len(target):
+                self.soft_image += torch.stack([soft_iou_per_image(logits, target).mean(),
+                                                torch.ones((), dtype=torch.float64, device=logits.device)])
 
     def tensors(self) -> list[torch.Tensor]:
         """The accumulators, for an all-reduce across processes."""
-        return [self.loss, self.conf, self.soft]
+        return [self.loss, self.conf, self.soft, self.soft_image]
 
     def summary(self, per_class: bool = False) -> dict[str, float | list[float | None]]:
         """{loss, accuracy} or {loss, pixel_accuracy, miou, soft_iou[, per_class_iou]}; NaN becomes None."""
@@ -124,6 +143,8 @@ class Scores:
         out["miou"] = mean_iou(self.conf)
         if self.soft[2] > 0:
             out["soft_iou"] = soft_iou(self.soft)
+        if self.soft_image[1] > 0:
+            out["soft_iou_image"] = float(self.soft_image[0] / self.soft_image[1])
         if per_class:
             out["per_class_iou"] = [None if math.isnan(v) else v for v in iou_per_class(self.conf)]
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
