@@ -122,7 +122,7 @@ def section_aot() -> bool:
             arch = re.search(r"^\.target (\S+)", k.ptx, re.M)
             print(f"- {target} {kernel} {dtype_name(dtype)}: {k.name}, PTX {version and version.group(1)} "
                   f"{arch and arch.group(1)}, {len(k.ptx):,} chars, {k.threads_per_block} threads, "
-                  f"{k.shared_mem:,} B shared, {k.ptx_params} params, scratch {k.scratch_bytes} B, "
+                  f"{k.shared_mem:,} B shared, {k.ptx_params} params, scratch {k.global_scratch_bytes}+{k.profile_scratch_bytes} B, "
                   f"{time.perf_counter() - t0:.1f} s")
     major, minor = torch.cuda.get_device_capability()
     if (major, minor) != (9, 0):
@@ -177,7 +177,7 @@ def section_tiles() -> None:
     import triton
 
     from nlseg.ops.fused.function import fused_backward, fused_forward, prepare_inputs
-    from nlseg.ops.fused.spec import BACKWARD_TILES, FORWARD_TILES, Tiles, fused_spec
+    from nlseg.ops.fused.spec import BACKWARD_TILES, Tiles, forward_tiles, fused_spec
 
     print("## 3. Tile sweep, bfloat16 frac, 180x320 (N 57,600, M 6,420)\n")
     theta, phi, values, x = (t.to(torch.bfloat16) for t in random_inputs(1, 57600, 6420, 32, 64, seed=3))
@@ -191,7 +191,7 @@ def section_tiles() -> None:
     backward = [Tiles(64, 64, 4, 2), Tiles(64, 64, 4, 3), Tiles(128, 64, 8, 2), Tiles(64, 32, 4, 2)]
     _, row_sums = fused_forward(p.theta, p.phi, p.values, p.x, p.log2_scale, spec, row_sums=True)
     for name, configs, default, run in (
-        ("forward", forward, FORWARD_TILES[torch.bfloat16],
+        ("forward", forward, forward_tiles(torch.bfloat16, 32, 64),
          lambda t: fused_forward(p.theta, p.phi, p.values, p.x, p.log2_scale, spec, tiles=t)),
         ("backward", backward, BACKWARD_TILES[torch.bfloat16],
          lambda t: fused_backward(grad, p.theta, p.phi, p.values, p.x, p.log2_scale, row_sums, spec, tiles=t)),

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 
+import numpy as np
 import pytest
 
 from nlseg.errors import InputError
@@ -59,6 +60,51 @@ def test_contract_violations_name_the_input(change, message):
         rules.infer_output(change(specs()))
 
 
+def test_placeholder_shapes_check_ranks_and_types_only():
+    """TensorRT asks for the output type with placeholder shapes: no channel counts then, the rest still checked."""
+    unknown = specs(n=None, m=None, b=None, ce=None, c=None)
+    assert rules.infer_output(unknown, shapes_known=False) == S((None, None, None), "float32")
+    with pytest.raises(ValueError, match="must be known"):
+        rules.infer_output(unknown)
+    with pytest.raises(ValueError, match="values is float16 but theta is float32"):
+        rules.infer_output([*unknown[:4], S((None, None, None), "float16"), *unknown[5:]], shapes_known=False)
+
+
+@pytest.mark.parametrize("raw,name", [("frac\0", "frac"), ("log", "log"), ("invfrac\0\0", "invfrac")])
+def test_attributes_as_the_parser_delivers_them(raw, name):
+    """onnx-tensorrt copies a string attribute with its C terminator; floats arrive as float32."""
+    lam = float(np.float32(0.1))
+    assert rules.plugin_attributes(raw, 0.25, lam, 2) == rules.PluginAttributes(name, 0.25, lam, 2)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("gaussian\0", 0.5, 0.1, 2), "computes frac, invfrac, log, not 'gaussian'"),
+    (("fr\0ac", 0.5, 0.1, 2), "not 'fr\\\\x00ac'"),  # only trailing NULs are a terminator
+    (("frac", 1.5, 0.1, 2), "needs 0 < s < 1"),
+])
+def test_bad_attributes_are_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        rules.plugin_attributes(*args)
+
+
+def test_triton_pins_follow_nvidias_aot_sample():
+    assert compat.triton_pin("10.9.0.34") == compat.TritonPin((10, 9), "3.2.0", 0)
+    assert compat.triton_pin("10.15.1") == compat.TritonPin((10, 9), "3.2.0", 0)
+    assert compat.triton_pin("10.16.0") == compat.TritonPin((10, 16), "3.5.0", 2)
+    assert compat.triton_pin("11.4.0.106").triton == "3.5.0"
+
+
+def test_an_unpinned_triton_is_refused_unless_asked_for(monkeypatch, capsys):
+    monkeypatch.delenv(compat.UNPINNED_ENV, raising=False)
+    compat.check_triton("11.1.0", "3.5.0", "--trt")
+    with pytest.raises(InputError, match=r"--trt: TensorRT 10\.13\.3 builds .* Triton 3\.2\.0 .* has Triton 3\.9\.0: "
+                                         r"pip install triton==3\.2\.0 .*NLSEG_TRITON_UNPINNED=1"):
+        compat.check_triton("10.13.3", "3.9.0", "--trt")
+    monkeypatch.setenv(compat.UNPINNED_ENV, "1")
+    compat.check_triton("10.13.3", "3.9.0", "--trt")
+    assert "building anyway" in capsys.readouterr().err
+
+
 def test_type_combinations_switch_data_inputs_and_output_together():
     columns = [c.strip() for c in rules.io_types().split(",")]
     assert len(columns) == len(rules.PLUGIN_INPUTS) + 1
@@ -70,7 +116,8 @@ def test_launch_grid_is_the_aot_kernels():
     pytest.importorskip("triton")
     from nlseg.ops.fused.aot import AotKernel
 
-    kernel = AotKernel("k", "", "sm_90", None, 8, 256, 40000, 0, 128, 12)  # type: ignore[arg-type]
+    kernel = AotKernel("k", "", "sm_90", None, 8, 256, 40000, 0, 0, 128, 12)  # type: ignore[arg-type]
+    assert kernel.scratch_params == 2
     launch = rules.launch_params(kernel.block_rows, kernel.threads_per_block, kernel.shared_mem, 3, 1000,
                                  lambda a, b: -(-a // b))
     assert (launch.grid_x, launch.grid_y, 1) == kernel.grid(3, 1000)

@@ -88,7 +88,7 @@ def test_half_precision_inputs(kernel, s, dtype, tol):
 def test_many_small_tiles(monkeypatch):
     """16 × 16 tiles: many programs and key tiles, partial in N, M, C' (20 of 32) and C (17 of 32)."""
     for dtype in (torch.float32, torch.bfloat16):
-        monkeypatch.setitem(spec.FORWARD_TILES, dtype, spec.Tiles(16, 16, 4, 1))
+        monkeypatch.setitem(spec.FORWARD_TILES, dtype, (spec.Tiles(16, 16, 4, 1),))
         monkeypatch.setitem(spec.BACKWARD_TILES, dtype, spec.Tiles(16, 16, 4, 1))
     for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 2e-2)):
         shape = (3, 37, 23, 20, 17)

@@ -29,7 +29,7 @@ import nlseg
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata
-from nlseg.tensorrt.compat import PrecisionPlan
+from nlseg.tensorrt.compat import PrecisionPlan, check_triton, triton_pin
 from nlseg.tensorrt.engine_meta import EngineMetadata, PluginInfo, TensorInfo, engine_info, write_engine_metadata
 from nlseg.tensorrt.graph import fused_nodes, pinned_layer, tensor_types, tensorrt_graph
 from nlseg.tensorrt.rules import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
@@ -146,9 +146,13 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
 
     if not torch.cuda.is_available():
         raise InputError("--trt: building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
-    if fused_nodes(model) and importlib.util.find_spec("triton") is None:
-        raise InputError("--trt: the PairwiseKernel plugin's kernel is compiled with Triton, which is not "
-                         "installed: pip install triton (or nlseg[dev])")
+    if fused_nodes(model):
+        if importlib.util.find_spec("triton") is None:
+            raise InputError("--trt: the PairwiseKernel plugin's kernel is compiled with Triton, which is not "
+                             f"installed: pip install triton=={triton_pin(trt.__version__).triton}")
+        import triton
+
+        check_triton(trt.__version__, triton.__version__, "--trt")
     start = time.perf_counter()
     graph = tensorrt_graph(model, plan.plugin_dtype)
     if graph.plugin_nodes:

@@ -7,12 +7,18 @@
   tensor comes from the ONNX graph. TensorRT 10 builds fp32 and fp16 ONNX graphs strongly typed
   too, and an fp32 graph with ``--half`` / ``--int8`` weakly typed through builder flags, with the
   plugin's preprocessing pinned to float32 (:class:`PrecisionPlan`).
+- The plugin's kernel is compiled by Triton, and each TensorRT release is paired with the Triton
+  release NVIDIA's own AOT plugin sample pins for it (:data:`TRITON_PINS`): the kernels of
+  Triton >= 3.3 end with scratch-pointer parameters that only the newer TensorRT releases pair
+  with.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -23,6 +29,24 @@ INSTALL_HINT = ("pip install --extra-index-url https://pypi.nvidia.com 'tensorrt
                 "(tensorrt-cu13 for CUDA 13) on a machine with an NVIDIA GPU, or run inside an "
                 "nvcr.io/nvidia/tensorrt container")
 _MIN = ".".join(map(str, MIN_TENSORRT))
+
+
+@dataclass(frozen=True)
+class TritonPin:
+    """The Triton release NVIDIA's AOT plugin sample pins from TensorRT ``first`` on, and its kernels' trailing
+    scratch-pointer parameters (after the plugin's inputs, int32 extra arguments and outputs)."""
+
+    first: tuple[int, int]
+    triton: str
+    scratch_params: int
+
+
+# samples/python/quickly_deployable_plugins/requirements.txt of NVIDIA/TensorRT: release 10.9 lists
+# `triton` unpinned (3.2.0 was the current release), 10.10 to 10.15 pin triton==3.2.0, 10.16, 11.0 and
+# 11.1 pin triton==3.5.0. Triton 3.2.0 compiles nlseg's kernel with exactly its 10 parameters; 3.5.0
+# appends global and profile scratch pointers (12; both checked by compiling here).
+TRITON_PINS: tuple[TritonPin, ...] = (TritonPin((10, 9), "3.2.0", 0), TritonPin((10, 16), "3.5.0", 2))
+UNPINNED_ENV = "NLSEG_TRITON_UNPINNED"
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -55,6 +79,31 @@ def import_tensorrt(flag: str) -> ModuleType:
                          f"{INSTALL_HINT}") from None
     check_version(trt.__version__, flag)
     return trt
+
+
+def triton_pin(version: str) -> TritonPin:
+    """The :class:`TritonPin` of TensorRT ``version`` (>= 10.9)."""
+    release = parse_version(version)[:2]
+    return [pin for pin in TRITON_PINS if pin.first <= release][-1]
+
+
+def check_triton(tensorrt_version: str, triton_version: str, flag: str) -> None:
+    """InputError naming ``flag`` unless Triton is the release pinned for this TensorRT.
+
+    With ``NLSEG_TRITON_UNPINNED=1`` another Triton is accepted with a warning; the plugin
+    then still refuses a kernel whose parameter list or scratch memory does not match what
+    this TensorRT passes (:func:`nlseg.tensorrt.plugin.plugin_kernel`).
+    """
+    pin = triton_pin(tensorrt_version)
+    if parse_version(triton_version)[:3] == parse_version(pin.triton)[:3]:
+        return
+    message = (f"TensorRT {tensorrt_version} builds the PairwiseKernel plugin with Triton {pin.triton} (the release "
+               f"NVIDIA's AOT plugin sample pins for it), this machine has Triton {triton_version}")
+    if os.environ.get(UNPINNED_ENV) == "1":
+        print(f"warning: {flag}: {message}; building anyway ({UNPINNED_ENV}=1)", file=sys.stderr)
+        return
+    raise InputError(f"{flag}: {message}: pip install triton=={pin.triton} (with the torch release built for it), "
+                     f"or set {UNPINNED_ENV}=1 to try this pair")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,19 +2,23 @@
 
 Three definitions, registered by :func:`register_plugin`:
 
-- ``@trtp.register``: shape and type inference, :func:`nlseg.tensorrt.rules.infer_output`
-  (output = x's shape and type) after checking the attributes;
+- ``@trtp.register``: output type and shape, :func:`nlseg.tensorrt.rules.infer_output` (output =
+  x's shape and type) after checking the attributes. TensorRT calls it twice: for the output
+  type with placeholder shapes (only ranks known; ``tensorrt.plugin`` passes fake dimension
+  expressions), then for the output shape with the real ones;
 - ``@trtp.autotune``: the type combinations of :func:`nlseg.tensorrt.rules.io_types` (float32 or
   float16 data, float32 norms and scale), linear layout;
 - ``@trtp.aot_impl``: the fused forward kernel compiled ahead of time to PTX by
-  :func:`nlseg.ops.fused.aot.compile_pairwise_forward` for the building GPU, with its launch
-  (grid (⌈N / rows⌉, B), block, shared memory) and the int32 extra arguments N, M.
+  :func:`nlseg.ops.fused.aot.compile_forward` for the building GPU, with its launch (grid
+  (⌈N / rows⌉, B), block, at most 48 KiB of dynamic shared memory) and the int32 extra
+  arguments N, M. Its parameter list is the one ``tensorrt.plugin`` validates:
+  (inputs…, attributes…, outputs, tactic) with the 4-tuple return annotation.
 
 There is no ``@trtp.impl``: with only the AOT implementation TensorRT embeds the kernel in the
 engine, which then runs without Python (trtexec, Triton Inference Server); the graph's nodes
 also carry ``aot=1``. Plugin attributes are not serialized into an AOT engine, so everything
-the kernel needs is compiled into it. This module imports ``tensorrt`` and is imported only
-when an engine is built.
+the kernel needs is compiled into it. This module imports ``tensorrt`` only inside
+:func:`register_plugin`, which runs when an engine is built.
 
 Functions decorated for ``tensorrt.plugin`` keep plain annotations (no ``from __future__
 import annotations``): the framework reads them to tell tensors from attributes.
@@ -23,14 +27,15 @@ import annotations``): the framework reads them to tell tensors from attributes.
 import ctypes
 import functools
 import re
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable, List, Tuple, Union
 
 import torch
 
-from nlseg.ops.kernels import DISTANCE_KERNELS, check_kernel
 from nlseg.tensorrt import rules
-from nlseg.tensorrt.compat import import_tensorrt
+from nlseg.tensorrt.compat import import_tensorrt, triton_pin
 
-_registered = False
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
@@ -41,28 +46,36 @@ def device_target() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def plugin_kernel(kernel: str, target: str, dtype: str, c_embed: int, c_value: int, s: float, lam: float, n: int):
+def plugin_kernel(attrs: rules.PluginAttributes, target: str, dtype: str, c_embed: int, c_value: int,
+                  scratch_params: int):
     """The :class:`~nlseg.ops.fused.aot.AotKernel` of one plugin configuration (compiled once per process).
 
-    RuntimeError if the kernel would need Triton's scratch memory, which TensorRT does not
-    provide (it passes null for Triton's trailing scratch pointers).
+    ω's constants are computed once, by :func:`nlseg.ops.fused.spec.fused_spec` from the
+    attributes, and compiled in as values. RuntimeError when the kernel cannot run as
+    TensorRT launches it: Triton scratch memory (TensorRT provides none), a parameter list
+    other than the plugin's arguments followed by the ``scratch_params`` trailing pointers
+    this TensorRT pairs with, or more than :data:`~nlseg.tensorrt.rules.MAX_SHARED_MEMORY`.
     """
-    from nlseg.ops.fused.aot import compile_pairwise_forward
+    from nlseg.ops.fused.aot import compile_forward
+    from nlseg.ops.fused.spec import fused_spec
+    from nlseg.ops.reference import compute_dtype
 
-    compiled = compile_pairwise_forward(kernel, target=target, dtype=_TORCH_DTYPES[dtype], c_embed=c_embed,
-                                        c_value=c_value, s=s, lam=lam, n=n)
-    if compiled.scratch_bytes:
-        raise RuntimeError(f"{rules.PLUGIN_ID}: the {kernel} kernel needs {compiled.scratch_bytes} bytes of Triton "
-                           "scratch memory, which an AOT TensorRT plugin cannot provide")
+    torch_dtype = _TORCH_DTYPES[dtype]
+    spec = fused_spec(attrs.kernel, attrs.s, attrs.lam, attrs.n, compute_dtype(torch_dtype))
+    compiled = compile_forward(spec, target=target, dtype=torch_dtype, c_embed=c_embed, c_value=c_value)
+    what = f"{rules.PLUGIN_ID} ({attrs.kernel}, {dtype}, C'={c_embed}, C={c_value}, {target})"
+    scratch = {"global": compiled.global_scratch_bytes, "profile": compiled.profile_scratch_bytes}
+    if any(scratch.values()):
+        raise RuntimeError(f"{what}: the kernel needs Triton scratch memory ({scratch}), which TensorRT does not "
+                           "provide to an AOT plugin")
+    if compiled.scratch_params != scratch_params:
+        raise RuntimeError(f"{what}: the kernel has {compiled.ptx_params} parameters, TensorRT passes "
+                           f"{len(compiled.arguments)} + {scratch_params} (plugin arguments + Triton scratch "
+                           "pointers): use the Triton release pinned for this TensorRT (README)")
+    if compiled.shared_mem > rules.MAX_SHARED_MEMORY:
+        raise RuntimeError(f"{what}: the kernel needs {compiled.shared_mem} bytes of shared memory per block, "
+                           f"more than the {rules.MAX_SHARED_MEMORY} a TensorRT AOT plugin launch gets")
     return compiled
-
-
-def check_shared_memory(shared_mem: int) -> None:
-    """RuntimeError when the current GPU cannot give a block ``shared_mem`` bytes of shared memory."""
-    limit = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "shared_memory_per_block_optin", None)
-    if limit is not None and shared_mem > limit:
-        raise RuntimeError(f"{rules.PLUGIN_ID}: the kernel needs {shared_mem} bytes of shared memory per block, "
-                           f"this GPU allows {limit}")
 
 
 def ptx_isa(ptx: str) -> tuple[int, int]:
@@ -106,43 +119,49 @@ def check_ptx_loadable(ptx: str) -> None:
                            "NVIDIA driver or use a Triton release that matches it")
 
 
-def register_plugin() -> None:
-    """Register ``nlseg::PairwiseKernel`` v1 with TensorRT's plugin registry (once per process)."""
-    global _registered
-    if _registered:
-        return
-    trt = import_tensorrt("--trt")
-    import tensorrt.plugin as trtp
+@dataclass(frozen=True)
+class PluginDefinitions:
+    """The three functions :func:`register_plugin` hands to ``tensorrt.plugin``."""
 
+    describe: Callable
+    formats: Callable
+    aot_kernel: Callable
+
+
+@functools.lru_cache(maxsize=None)
+def plugin_definitions(trt: ModuleType, trtp: ModuleType) -> PluginDefinitions:
+    """The plugin's definitions, annotated with ``trtp``'s types (made once per framework, so a retry reuses them)."""
     type_names = {trt.float32: "float32", trt.float16: "float16"}
+    scratch_params = triton_pin(trt.__version__).scratch_params
 
-    def spec(desc: "trtp.TensorDesc") -> rules.TensorSpec:
-        dims = tuple(e.constant_value() if not e.is_fake and e.is_constant else None for e in desc.shape_expr)
+    def spec(desc: trtp.TensorDesc) -> rules.TensorSpec:
+        dims = tuple(None if e.is_fake or not e.is_constant else e.constant_value() for e in desc.shape_expr)
         return rules.TensorSpec(dims, type_names.get(desc.dtype, str(desc.dtype)))
 
-    @trtp.register(rules.PLUGIN_ID)
     def describe(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
                  values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
                  kernel: str, s: float, lam: float, n: int) -> trtp.TensorDesc:
-        if kernel not in DISTANCE_KERNELS:
-            raise ValueError(f"{rules.PLUGIN_ID} computes {', '.join(DISTANCE_KERNELS)}, not {kernel!r}")
-        check_kernel(kernel, s, n)
-        rules.infer_output([spec(d) for d in (theta, phi, theta_sq, phi_sq, values, x, log2_scale)])
+        rules.plugin_attributes(kernel, s, lam, n)
+        inputs = (theta, phi, theta_sq, phi_sq, values, x, log2_scale)
+        placeholder = any(e.is_fake for d in inputs for e in d.shape_expr)
+        rules.infer_output([spec(d) for d in inputs], shapes_known=not placeholder)
         return x.like()
 
-    @trtp.autotune(rules.PLUGIN_ID)
-    def formats(theta, phi, theta_sq, phi_sq, values, x, log2_scale, outputs):
+    def formats(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
+                values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
+                outputs: Tuple[trtp.TensorDesc]) -> List[trtp.AutoTuneCombination]:
         return [trtp.AutoTuneCombination(rules.io_types(), "LINEAR")]
 
-    @trtp.aot_impl(rules.PLUGIN_ID)
-    def aot_kernel(theta, phi, theta_sq, phi_sq, values, x, log2_scale, kernel, s, lam, n, outputs):
+    def aot_kernel(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
+                   values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
+                   kernel: str, s: float, lam: float, n: int, outputs: Tuple[trtp.TensorDesc], tactic: int,
+                   ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+        attrs = rules.plugin_attributes(kernel, s, lam, n)
         specs = [spec(d) for d in (theta, phi, theta_sq, phi_sq, values, x, log2_scale)]
         out = rules.infer_output(specs)
         c_embed, c_value = rules.channel_counts(specs)
-        compiled = plugin_kernel(str(kernel), device_target(), out.dtype, c_embed, c_value, float(s), float(lam),
-                                 int(n))
+        compiled = plugin_kernel(attrs, device_target(), out.dtype, c_embed, c_value, scratch_params)
         check_ptx_loadable(compiled.ptx)
-        check_shared_memory(compiled.shared_mem)
         launch = rules.launch_params(compiled.block_rows, compiled.threads_per_block, compiled.shared_mem,
                                      theta.shape_expr[0], theta.shape_expr[1], trtp.cdiv)
         params = trtp.KernelLaunchParams()
@@ -152,6 +171,26 @@ def register_plugin() -> None:
         params.shared_mem = launch.shared_mem
         # The kernel's int32 arguments after the 7 input pointers and before the output: N, M.
         extra = trtp.SymIntExprs.from_tuple([trtp.SymInt32(theta.shape_expr[1]), trtp.SymInt32(phi.shape_expr[1])])
-        return compiled.name.encode(), compiled.ptx.encode(), params, extra
+        return compiled.name, compiled.ptx, params, extra
 
-    _registered = True
+    return PluginDefinitions(describe, formats, aot_kernel)
+
+
+def register_plugin() -> None:
+    """Register ``nlseg::PairwiseKernel`` v1 with ``tensorrt.plugin`` and TensorRT's plugin registry.
+
+    Safe to call again, also after a failed call: ``trtp.register`` accepts one definition
+    per plugin id and process, so an existing definition made here is kept and the autotune
+    and AOT functions are (re)attached to it. RuntimeError if other code defined the id.
+    """
+    trt = import_tensorrt("--trt")
+    import tensorrt.plugin as trtp
+
+    definitions = plugin_definitions(trt, trtp)
+    existing = getattr(getattr(trtp.op, rules.PLUGIN_NAMESPACE, None), rules.PLUGIN_NAME, None)
+    if existing is None:
+        trtp.register(rules.PLUGIN_ID)(definitions.describe)
+    elif existing.register_func is not definitions.describe:
+        raise RuntimeError(f"{rules.PLUGIN_ID} is already defined in tensorrt.plugin by other code")
+    trtp.autotune(rules.PLUGIN_ID)(definitions.formats)
+    trtp.aot_impl(rules.PLUGIN_ID)(definitions.aot_kernel)

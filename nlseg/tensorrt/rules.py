@@ -15,7 +15,9 @@ on that kernel's own inputs, in the kernel's launch order (tests check it agains
 | 6 | log2_scale | (B,)      | float32                   |
 
 and one output u (B, N, C) of type T. C' and C must be build-time constants (the kernel is
-compiled for them); B, N, M may be dynamic. The embeddings arrive conditioned and their
+compiled for them); B, N, M may be dynamic. TensorRT first asks for the output type with
+placeholder shapes (only ranks known), then for the output shape with real ones:
+:func:`infer_output` checks what each call can know. The embeddings arrive conditioned and their
 squared norms precomputed: :mod:`nlseg.tensorrt.graph` inserts that preprocessing, traced from
 :func:`nlseg.ops.fused.function.prepare_inputs`, in front of every plugin node.
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
 from nlseg.onnx.custom_op import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from nlseg.ops.kernels import DISTANCE_KERNELS, check_kernel
 
 PLUGIN_NAME = OP_TYPE
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
@@ -38,8 +41,12 @@ PLUGIN_OUTPUTS: tuple[str, ...] = ("out",)
 DATA_INPUTS: tuple[int, ...] = (0, 1, 4, 5)  # in the plugin's data type T
 FLOAT32_INPUTS: tuple[int, ...] = (2, 3, 6)  # always float32 (the kernel's compute dtype)
 DATA_TYPES: tuple[str, ...] = ("float32", "float16")
-__all__ = ["PLUGIN_ID", "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "TensorSpec", "LaunchParams",
-           "infer_output", "channel_counts", "io_types", "launch_params"]
+# Dynamic shared memory a block gets without cudaFuncAttributeMaxDynamicSharedMemorySize, on every CUDA GPU:
+# TensorRT's AOT plugin launch documents no way to request that opt-in, so the kernel must fit in it.
+MAX_SHARED_MEMORY = 48 * 1024
+__all__ = ["PLUGIN_ID", "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "MAX_SHARED_MEMORY", "TensorSpec",
+           "LaunchParams", "PluginAttributes", "plugin_attributes", "infer_output", "channel_counts", "io_types",
+           "launch_params"]
 
 Dim = TypeVar("Dim")
 
@@ -50,6 +57,16 @@ class TensorSpec:
 
     shape: tuple[int | None, ...]
     dtype: str
+
+
+@dataclass(frozen=True)
+class PluginAttributes:
+    """The plugin's attributes as the kernel uses them (the ONNX node's ``kernel``, ``s``, ``lam``, ``n``)."""
+
+    kernel: str
+    s: float
+    lam: float
+    n: int
 
 
 @dataclass(frozen=True)
@@ -82,10 +99,29 @@ def io_types() -> str:
     return ", ".join([*columns, "FP32|FP16"])
 
 
-def infer_output(inputs: Sequence[TensorSpec]) -> TensorSpec:
+def plugin_attributes(kernel: str, s: float, lam: float, n: int) -> PluginAttributes:
+    """The attributes as TensorRT's ONNX parser delivers them, checked and normalised.
+
+    The parser copies a string attribute with its C terminator (onnx-tensorrt's ``copyField``
+    appends ``\\0``) and ``tensorrt.plugin`` decodes all of its bytes, so ``kernel`` arrives as
+    ``"frac\\0"``: trailing NULs are dropped. Float attributes arrive rounded to float32
+    (``PluginFieldType.FLOAT32``) and are compiled into the kernel as delivered (λ = 0.1 becomes
+    0.10000000149, a relative change of 1.5e-8). ValueError for a kernel the plugin does not
+    compute or parameters outside its domain.
+    """
+    name = str(kernel).rstrip("\x00")
+    if name not in DISTANCE_KERNELS:
+        raise ValueError(f"{PLUGIN_ID} computes {', '.join(DISTANCE_KERNELS)}, not {name!r}")
+    check_kernel(name, float(s), int(n))
+    return PluginAttributes(name, float(s), float(lam), int(n))
+
+
+def infer_output(inputs: Sequence[TensorSpec], *, shapes_known: bool = True) -> TensorSpec:
     """The output's spec (x's shape and type) after checking ranks, types and the sizes that must agree.
 
-    ValueError names the first input or size that breaks the contract.
+    ``shapes_known=False`` is TensorRT's output-type query, made with placeholder shapes: only
+    ranks and types are checked there. ValueError names the first input or size that breaks
+    the contract.
     """
     if len(inputs) != len(PLUGIN_INPUTS):
         raise ValueError(f"{PLUGIN_ID} takes {len(PLUGIN_INPUTS)} inputs ({', '.join(PLUGIN_INPUTS)}), "
@@ -108,7 +144,8 @@ def infer_output(inputs: Sequence[TensorSpec]) -> TensorSpec:
         if len({size for _, size in known}) > 1:
             listed = ", ".join(f"{name} {size}" for name, size in sorted(known))
             raise ValueError(f"{PLUGIN_ID}: the {what} sizes disagree ({listed})")
-    channel_counts(inputs)
+    if shapes_known:
+        channel_counts(inputs)
     x = inputs[PLUGIN_INPUTS.index("x")]
     return TensorSpec(x.shape, x.dtype)
 

@@ -1,4 +1,4 @@
-"""The fused Triton implementation of the pairwise update (``impl="triton"``, DESIGN §2.3).
+"""The fused Triton implementation of the pairwise update (``impl="triton"``, docs/design.md §2.3).
 
 One tiled pass per direction with no N×M buffer: :mod:`.kernels` (the Triton code),
 :mod:`.function` (launches, autograd), :mod:`.spec` (constants from the kernel table, tiles),

@@ -7,13 +7,15 @@ are in exactly that order: θ', φ', ‖θ'‖², ‖φ'‖², v, x, log2 scale 
 arguments), u (output); :func:`nlseg.ops.fused.function.prepare_inputs` and
 :func:`~nlseg.ops.fused.function.squared_norms` compute the inputs from θ, φ, v, x. Every
 float constant of ω, the channel counts and the tiles are compile-time constants, so one
-compilation serves one (kernel, s, λ, n, dtype, C', C).
+compilation serves one (ω's constants, dtype, C', C); the tiles fit TensorRT's 48 KiB of
+dynamic shared memory (:func:`nlseg.ops.fused.spec.forward_tiles`).
 
 Compiling needs no GPU: Triton lowers to PTX (and checks it with its bundled ptxas) for
-any target. Triton >= 3.3 appends two pointer parameters (global and profile scratch) to
-every kernel (``ptx_params`` counts them); this kernel uses no scratch (``scratch_bytes``
-is 0), so they may be null. Section 2 of benchmarks/fused_check.py launches the PTX through
-the CUDA driver in exactly this argument order.
+any target. Triton 3.3 and later append pointer parameters for global and (from 3.5) profile
+scratch memory to every kernel (``ptx_params`` counts all parameters); this kernel needs
+neither (``global_scratch_bytes`` and ``profile_scratch_bytes`` are 0), so they may be null.
+Section 2 of benchmarks/fused_check.py launches the PTX through the CUDA driver in exactly
+this argument order.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from nlseg.ops.fused.function import (
     spec_constexprs,
 )
 from nlseg.ops.fused.kernels import pairwise_forward_kernel
-from nlseg.ops.fused.spec import FORWARD_TILES, SUPPORTED_DTYPES, Tiles, fused_spec
+from nlseg.ops.fused.spec import SUPPORTED_DTYPES, FusedSpec, Tiles, forward_tiles, fused_spec
 from nlseg.ops.reference import compute_dtype
 
 # Runtime arguments of the forward kernel, in order, and what TensorRT passes for each.
@@ -64,7 +66,8 @@ class AotKernel:
     num_warps: int
     threads_per_block: int
     shared_mem: int
-    scratch_bytes: int
+    global_scratch_bytes: int
+    profile_scratch_bytes: int
     block_rows: int
     ptx_params: int
 
@@ -72,6 +75,11 @@ class AotKernel:
     def arguments(self) -> tuple[str, ...]:
         """The runtime arguments in launch order: inputs, extra (int32) arguments, outputs."""
         return INPUTS + EXTRA_ARGS + OUTPUTS
+
+    @property
+    def scratch_params(self) -> int:
+        """Triton's trailing scratch-pointer parameters after :attr:`arguments` (0 before Triton 3.3)."""
+        return self.ptx_params - len(self.arguments)
 
     def grid(self, batch: int, n_queries: int) -> tuple[int, int, int]:
         """(⌈N / block_rows⌉, B, 1)."""
@@ -98,12 +106,19 @@ def compile_to_ptx(fn, signature: dict[str, str], constexprs: dict[str, object],
         raise RuntimeError("ahead-of-time compilation needs the compiled kernels: unset TRITON_INTERPRET")
     signature = {**signature, **{name: "constexpr" for name in constexprs}}
     names = list(inspect.signature(fn.fn).parameters)
-    pointers = [name for name, kind in signature.items() if kind.startswith("*")]
-    # Triton >= 3.3 describes a 16-byte-aligned argument as "D"; older ones compile without the hint.
-    parse = getattr(BaseBackend, "parse_attr", None)
-    attrs = {(names.index(name),): parse("D") for name in pointers} if parse else {}
-    src = _ast_source(fn, signature, constexprs, attrs)
+    pointers = [names.index(name) for name, kind in signature.items() if kind.startswith("*")]
+    src = _ast_source(fn, signature, constexprs, _aligned(pointers))
     return triton.compile(src, target=gpu_target(target), options=launch_options(tiles))
+
+
+def _aligned(indices: list[int]) -> object:
+    """Triton's hint that the arguments at ``indices`` are 16-byte aligned (tt.divisibility = 16)."""
+    parse = getattr(BaseBackend, "parse_attr", None)
+    if parse is not None:  # Triton >= 3.3
+        return {(i,): parse("D") for i in indices}
+    from triton.backends.compiler import AttrsDescriptor  # Triton 3.2, the release TensorRT 10.9-10.15 pair with
+
+    return AttrsDescriptor.from_hints({i: 16 for i in indices})
 
 
 def compile_pairwise_forward(
@@ -122,14 +137,32 @@ def compile_pairwise_forward(
     """PTX of the fused forward kernel for ``kernel`` (``frac``/``invfrac``/``log``) on ``target``."""
     if dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"the fused kernel computes {', '.join(map(str, SUPPORTED_DTYPES))}, not {dtype}")
-    tiles = tiles or FORWARD_TILES[dtype]
+    spec = fused_spec(kernel, s, lam, n, compute_dtype(dtype))
+    return compile_forward(spec, target=target, dtype=dtype, c_embed=c_embed, c_value=c_value,
+                           fp32_precision=fp32_precision, tiles=tiles)
+
+
+def compile_forward(
+    spec: FusedSpec,
+    *,
+    target: str,
+    dtype: torch.dtype,
+    c_embed: int,
+    c_value: int,
+    fp32_precision: str = DEFAULT_FP32_PRECISION,
+    tiles: Tiles | None = None,
+) -> AotKernel:
+    """PTX of the forward kernel for ω's constants ``spec`` (from :func:`~nlseg.ops.fused.spec.fused_spec`)."""
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"the fused kernel computes {', '.join(map(str, SUPPORTED_DTYPES))}, not {dtype}")
+    tiles = tiles or forward_tiles(dtype, c_embed, c_value)
     acc = _POINTER_TYPES[compute_dtype(dtype)]
     data = _POINTER_TYPES[dtype]
     signature = dict(zip(_KERNEL_ARGS, (data, data, acc, acc, data, data, acc, "i32", "i32", data)))
     constexprs = dict(
         ROW_SUMS=None,
         **shape_constexprs(c_embed, c_value, tiles),
-        **spec_constexprs(fused_spec(kernel, s, lam, n, compute_dtype(dtype))),
+        **spec_constexprs(spec),
         **precision_plan(dtype, fp32_precision, backward=False, interpret=False).constexprs(),
     )
     compiled = compile_to_ptx(pairwise_forward_kernel, signature, constexprs, tiles, target)
@@ -143,7 +176,8 @@ def compile_pairwise_forward(
         num_warps=compiled.metadata.num_warps,
         threads_per_block=32 * compiled.metadata.num_warps,
         shared_mem=compiled.metadata.shared,
-        scratch_bytes=getattr(compiled.metadata, "global_scratch_size", 0),
+        global_scratch_bytes=getattr(compiled.metadata, "global_scratch_size", 0),  # Triton >= 3.3
+        profile_scratch_bytes=getattr(compiled.metadata, "profile_scratch_size", 0),  # Triton >= 3.5
         block_rows=tiles.block_rows,
         ptx_params=entry.group(1).count(".param") if entry else 0,
     )

@@ -5,7 +5,7 @@ Semantics are the reference's (``nlseg.ops.reference``): embeddings conditioned 
 the zero rule of :func:`~nlseg.ops.kernels.zero_distance_mask`, ω and the sums in float32.
 Memory is O((N + M)·C) in the forward and the backward: ω is recomputed tile by tile.
 
-Precision of the two dots per tile (DESIGN §2.3):
+Precision of the two dots per tile (docs/design.md §2.3):
 
 | inputs   | θ'·φ' (distances)              | ω·v (and the backward's ω-side dots)     |
 |----------|--------------------------------|------------------------------------------|
@@ -39,11 +39,11 @@ from nlseg.ops.fused.kernels import (
 )
 from nlseg.ops.fused.spec import (
     BACKWARD_TILES,
-    FORWARD_TILES,
     SUPPORTED_DTYPES,
     FusedSpec,
     Tiles,
     channel_block,
+    forward_tiles,
     fused_spec,
 )
 from nlseg.ops.kernels import condition_embeddings
@@ -120,7 +120,7 @@ def fused_forward(q: torch.Tensor, k: torch.Tensor, values: torch.Tensor, x: tor
     acc_dtype = compute_dtype(dtype)
     b, n_q, c_embed = q.shape
     m, c_value = k.shape[1], values.shape[2]
-    tiles = tiles or FORWARD_TILES[dtype]
+    tiles = tiles or forward_tiles(dtype, c_embed, c_value)
     out = torch.empty(b, n_q, c_value, device=q.device, dtype=dtype)
     sums = torch.empty(b, n_q, device=q.device, dtype=acc_dtype) if row_sums else None
     plan = precision_plan(dtype, fp32_precision, backward=False, interpret=interpreting())
@@ -231,7 +231,7 @@ def fused_update(
     n: int = 2,
     fp32_precision: str = DEFAULT_FP32_PRECISION,
 ) -> torch.Tensor:
-    """u (B, N, C) for a distance kernel through the fused Triton kernels (DESIGN §2.3).
+    """u (B, N, C) for a distance kernel through the fused Triton kernels (docs/design.md §2.3).
 
     The inputs take ``theta``'s dtype (float16, bfloat16, float32 or float64); u is returned
     in ``x``'s dtype, like the reference.

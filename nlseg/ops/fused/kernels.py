@@ -1,6 +1,6 @@
 """Triton kernels of the fused pairwise update: no N×M buffer, forward and backward.
 
-Flash-attention-style tiling without the softmax bookkeeping (DESIGN §2.3): a program holds
+Flash-attention-style tiling without the softmax bookkeeping (docs/design.md §2.3): a program holds
 a tile of rows (queries in the forward and query pass, keys in the key pass) in registers and
 streams the other side through in tiles. Per tile, d'² = ‖a‖² + ‖b‖² − 2 a·b comes from one
 tensor-core ``tl.dot`` plus the precomputed squared norms (§4.2.2), ω in float32 (float64 for
