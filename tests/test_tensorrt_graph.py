@@ -3,9 +3,10 @@
 The plugin's 7-input node cannot run in ONNX Runtime as it is, so these tests rename it to a
 test operator that launches the fused forward kernel, under Triton's interpreter
 (TRITON_INTERPRET=1, conftest.py), with exactly the arguments TensorRT passes the AOT kernel:
-the graph's conditioned embeddings, squared norms and scale exponents, then N and M. The whole
-rewritten graph must then reproduce the exported plugin graph, whose PairwiseKernel node runs
-nlseg's own pairwise update.
+the graph's conditioned embeddings, squared norms and scale exponents, then N and M, with the
+tiles the AOT kernel is compiled with. Each plugin node's output u, i.e. the spliced
+preprocessing and the kernel together, is then checked against the independent float64
+formula of tests/formulas.py applied to that node's own inputs θ, φ, v, x, for every kernel.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op  # n
 
 from nlseg.ops.fused import function  # noqa: E402
 from nlseg.ops.fused.kernels import pairwise_forward_kernel  # noqa: E402
-from nlseg.ops.fused.spec import FORWARD_TILES, fused_spec  # noqa: E402
+from nlseg.ops.fused.spec import forward_tiles, fused_spec  # noqa: E402
+from tests.formulas import naive_update  # noqa: E402
 
 if not function.interpreting():
     pytest.skip("the kernel runs on CPU tensors here: TRITON_INTERPRET=1 must be set", allow_module_level=True)
@@ -46,9 +48,9 @@ def launch_like_tensorrt(arrays: list[np.ndarray], dtype: torch.dtype, kernel: s
     """The AOT kernel's launch: (θ', φ', ‖θ'‖², ‖φ'‖², v, x, l, N, M, out), constants as compile_pairwise_forward sets them."""
     t = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     t = [x.to(dtype) if i in (0, 1, 4, 5) else x for i, x in enumerate(t)]
-    tiles = FORWARD_TILES[dtype]
     b, n_q, c_embed = t[0].shape
     m, c_value = t[1].shape[1], t[4].shape[2]
+    tiles = forward_tiles(dtype, c_embed, c_value)
     out = torch.empty(b, n_q, c_value, dtype=dtype)
     plan = function.precision_plan(dtype, function.DEFAULT_FP32_PRECISION, backward=False, interpret=True)
     pairwise_forward_kernel[(triton.cdiv(n_q, tiles.block_rows), b)](
@@ -123,11 +125,6 @@ def frac(tmp_path_factory):
     return export(tmp_path_factory, "frac")
 
 
-@pytest.fixture(scope="module")
-def frac_half(tmp_path_factory):
-    return export(tmp_path_factory, "frac", half=True)
-
-
 def image(dtype=np.float32) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(IMAGE).astype(dtype)
 
@@ -164,19 +161,47 @@ def test_tensorrt_graph_feeds_the_plugin_its_kernels_inputs(frac, dtype):
     assert [o.name for o in graph.model.graph.output] == ["logits"]
 
 
-def test_float32_tensorrt_graph_reproduces_the_plugin_graph(frac):
-    x = image()
-    expected = open_session(frac).run(["logits"], {"image": x})[0]
-    got = run(runnable(tensorrt_graph(onnx.load(str(frac)), "float32").model), x)
-    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+def pairwise_nodes(model: onnx.ModelProto) -> list[tuple[list[str], str, dict]]:
+    """(inputs θ, φ, v, x; output u; attributes) of each PairwiseKernel node of an exported plugin graph."""
+    out = []
+    for node in (n for n in model.graph.node if n.domain == DOMAIN and n.op_type == OP_TYPE):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        out.append((list(node.input), node.output[0], attrs))
+    return out
 
 
-def test_float16_tensorrt_graph_matches_within_half_precision(frac_half):
-    x = image(np.float16)
-    expected = open_session(frac_half).run(["logits"], {"image": x})[0].astype(np.float32)
-    got = run(runnable(tensorrt_graph(onnx.load(str(frac_half)), "float16").model), x).astype(np.float32)
-    assert np.abs(got - expected).max() <= 1e-2 * np.abs(expected).max()
-    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.995
+def exposed(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """``model`` with ``names`` (float32 tensors) added to its outputs."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    present = {o.name for o in out.graph.output}
+    out.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                            for n in dict.fromkeys(names) if n not in present)
+    return out
+
+
+@pytest.mark.parametrize("kernel,half,tol", [("frac", False, 1e-4), ("invfrac", False, 1e-4), ("log", False, 1e-4),
+                                             ("frac", True, 1e-2), ("invfrac", True, 1e-2), ("log", True, 1e-2)])
+def test_each_plugin_node_computes_the_formula(tmp_path_factory, kernel, half, tol):
+    """Per node: u from the rewritten graph (conditioning layers + the kernel as TensorRT launches it) against
+    tests/formulas.py in float64 on that node's θ, φ, v, x; relative to max |u|."""
+    path = export(tmp_path_factory, kernel, half=half)
+    model = onnx.load(str(path))
+    nodes = pairwise_nodes(model)
+    graph = tensorrt_graph(model, "float16" if half else "float32")
+    assert graph.plugin_kernels == (kernel,) * len(nodes)
+    names = [name for inputs, output, _ in nodes for name in (*inputs, output)]
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(get_library_path())
+    session = ort.InferenceSession(exposed(runnable(graph.model), names).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    values = dict(zip(names, session.run(names, {"image": image(np.float16 if half else np.float32)})))
+    for inputs, output, attrs in nodes:
+        theta, phi, v, x = (torch.from_numpy(values[n]) for n in inputs)
+        expected = naive_update(theta, phi, v, x, kernel, s=attrs["s"], lam=attrs["lam"], n=attrs["n"])
+        got = torch.from_numpy(values[output]).double()
+        assert got.shape == expected.shape and torch.isfinite(got).all()
+        assert ((got - expected).abs().max() / expected.abs().max()).item() < tol, output
 
 
 @pytest.mark.parametrize("shape", [(3, 11, 6, 5, 2), (1, 40, 40, 4, 8)])
