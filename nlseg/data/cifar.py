@@ -29,8 +29,8 @@ def find_root(data_dir: Path, name: str) -> Path:
     for root in (data_dir / folder, data_dir):
         if (root / files["val"][0]).is_file():
             return root
-    raise InputError(f"--data-dir {data_dir}: no {name} found; expected {data_dir}/{_expected(name)} "
-                     "(the python version of the dataset, as extracted from its .tar.gz)")
+    raise InputError(f"{data_dir}: no {name} found; expected {data_dir}/{_expected(name)} "
+                     "(the python version of the dataset, as extracted from its .tar.gz)", param="data_dir")
 
 
 def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -20,8 +20,8 @@ def find_root(data_dir: Path) -> Path:
     for root in (data_dir / FOLDER, data_dir):
         if (root / FILES["val"][0]).is_file():
             return root
-    raise InputError(f"--data-dir {data_dir}: no STL-10 found; expected {data_dir}/{FOLDER}/"
-                     "{train,test}_{X,y}.bin (the binary version of the dataset)")
+    raise InputError(f"{data_dir}: no STL-10 found; expected {data_dir}/{FOLDER}/"
+                     "{train,test}_{X,y}.bin (the binary version of the dataset)", param="data_dir")
 
 
 def load_stl10(data_dir: Path, split: str) -> Split:
