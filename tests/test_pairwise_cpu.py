@@ -28,10 +28,10 @@ from nlseg.ops import pairwise, pairwise_update
 from nlseg.ops.cpu import build, function
 from nlseg.ops.cpu.build import KernelBuildWarning, KernelLibrary
 from nlseg.ops.fused.spec import fused_spec
-from nlseg.ops.kernels import EULER_GAMMA, distance_weight, kernel_constant
+from nlseg.ops.kernels import distance_weight
 from nlseg.ops.pairwise import default_implementation
 from nlseg.ops.reference import pairwise_reference
-from tests.formulas import naive_update
+from tests.formulas import GAMMA, authors_log_gamma, naive_update
 
 if build.LIBRARY.load() is None:
     pytest.skip(f"the CPU pairwise kernel could not be built here: {build.LIBRARY.failure}", allow_module_level=True)
@@ -185,21 +185,42 @@ def test_half_precision_inputs_compute_in_float32(dtype):
     assert all(rel_err(a, b) < tol for a, b in zip(got_grads, expected_grads))
 
 
-def test_result_does_not_depend_on_the_thread_count():
-    """Row blocks are computed whole by one thread: the forward is bitwise the same."""
-    inputs = [t.float() for t in random_inputs((1, 700, 300, 8, 16), seed_of("threads"))]
-    grad_out = torch.randn(1, 700, 16, generator=seed_of("threads grad"))
+class FixedLibrary:
+    """Stands in for nlseg.ops.cpu.build.LIBRARY: always the given loaded kernel."""
+
+    failed = False
+
+    def __init__(self, kernel: build.LoadedKernel) -> None:
+        self.kernel = kernel
+
+    def load(self) -> build.LoadedKernel:
+        return self.kernel
+
+
+@pytest.mark.parametrize("runtime", ["openmp", "std::thread"])
+def test_result_does_not_depend_on_the_thread_count(monkeypatch, runtime):
+    """Work goes to PyTorch's OpenMP threads where found, else to std::threads; row blocks are
+    computed whole by one thread, so the forward is bitwise the same for any thread count."""
+    loaded = build.LIBRARY.load()
+    if runtime == "openmp" and loaded.openmp is None:
+        pytest.skip("PyTorch here does not run on an OpenMP runtime")
+    if runtime == "std::thread":
+        monkeypatch.setattr(function, "LIBRARY", FixedLibrary(dataclasses.replace(loaded, openmp=None)))
+    # 900k pairs: three threads' worth (the kernel gives each thread at least 2^18 pairs)
+    inputs = [t.float() for t in random_inputs((1, 1500, 600, 8, 16), seed_of("threads"))]
+    grad_out = torch.randn(1, 1500, 16, generator=seed_of("threads grad"))
     before = torch.get_num_threads()
     try:
         runs = []
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             torch.set_num_threads(threads)
             runs.append(value_and_grads(lambda *a: pairwise_update(*a, "frac", impl="cpu"), inputs, grad_out))
     finally:
         torch.set_num_threads(before)
-    (u1, g1), (u2, g2) = runs
-    assert torch.equal(u1, u2)
-    assert all(rel_err(a, b) < 1e-5 for a, b in zip(g1, g2))
+    (u1, g1), *others = runs
+    for u, g in others:
+        assert torch.equal(u, u1)
+        assert all(rel_err(a, b) < 1e-5 for a, b in zip(g, g1))
 
 
 def test_backward_keeps_no_pairwise_matrix():
@@ -222,12 +243,12 @@ def test_backward_keeps_no_pairwise_matrix():
     assert all(torch.isfinite(t.grad).all() for t in inputs)
 
 
-@pytest.mark.parametrize("kernel,s", KERNEL_S)
-def test_kernel_constants_agree_with_the_kernel_table(kernel, s):
+@pytest.mark.parametrize("kernel,s,log_gamma", [(k, s, GAMMA) for k, s in KERNEL_S] + [("log", 0.5, authors_log_gamma())])
+def test_kernel_constants_agree_with_the_kernel_table(kernel, s, log_gamma):
     """gain_b·ω'(d'²) + offset_b (what the C++ kernel and this module compute) is
     nlseg.ops.kernels.distance_weight at d² = 4^l·d'², for scales 2^l of both signs."""
     log2_scale = torch.tensor([-7.0, 0.0, 5.0], dtype=torch.float64)
-    spec = fused_spec(kernel, s, 0.1, 2, torch.float64)
+    spec = function.cpu_spec(kernel, s, 0.1, 2, torch.float64, log_gamma)
     gain, offset = function.batch_gain_offset(spec, log2_scale)
     d2 = torch.tensor([0.01, 0.5, 3.0, 40.0], dtype=torch.float64)
     if kernel == "log":
@@ -236,38 +257,24 @@ def test_kernel_constants_agree_with_the_kernel_table(kernel, s):
         omega_prime = d2 ** -spec.half_p
     mine = gain[:, None] * omega_prime[None, :] + offset[:, None]
     log_d2 = torch.log(d2)[None, :] + 2.0 * log2_scale[:, None] * torch.log(torch.tensor(2.0, dtype=torch.float64))
-    table = distance_weight(kernel, log_d2, torch.zeros_like(log_d2, dtype=torch.bool), s=s, lam=0.1, n=2)
+    zero = torch.zeros_like(log_d2, dtype=torch.bool)
+    table = distance_weight(kernel, log_d2, zero, s=s, lam=0.1, n=2, log_gamma=log_gamma)
     torch.testing.assert_close(mine, table, rtol=1e-13, atol=0)
 
 
-def test_log_constant_term_is_a_runtime_argument():
-    """The log kernel's constant term reaches the C++ kernel as offset_b, not as a compiled γ:
-    changing the spec's constant shifts u by exactly c·Δ·mean(v) on the non-coincident pairs."""
-    theta, phi, values, x = (t.float() for t in random_inputs((1, 20, 16, 4, 3), seed_of("log term")))
-    spec = fused_spec("log", 0.5, 0.1, 2, torch.float32)
-    q, k, log_scale = function.condition_embeddings(theta, phi)
-    loaded = build.LIBRARY.load()
-    args = function.kernel_args(spec, loaded)
-    log2_scale = torch.round(log_scale.reshape(1).double() / torch.log(torch.tensor(2.0, dtype=torch.float64)))
-    gain, offset = function.batch_gain_offset(spec, log2_scale)
-    base, _ = function.DistanceSums.apply(q, k, values, gain, offset, args, loaded)
-    shifted, _ = function.DistanceSums.apply(q, k, values, gain, offset + 0.25, args, loaded)
-    torch.testing.assert_close(shifted - base, 0.25 * values.sum(1, keepdim=True).expand_as(base), rtol=1e-5,
-                               atol=1e-5)
-    assert spec.log_offset == pytest.approx(-kernel_constant("log", 0.5, 2) * EULER_GAMMA)  # the default term: γ
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_log_constant_term_as_the_authors_compute_it(dtype):
-    """γ → λγ (the thesis authors' code) in c_n(−2λ log‖θ−φ‖ − γ) shifts every non-zero pair's ω
-    by c_n(γ − λγ), so u by c_n(γ − λγ)·(1/M)·Σ_j v_j: the formula (4.8) with the other constant."""
-    theta, phi, values, x = (t.to(dtype) for t in random_inputs((2, 20, 13, 4, 3), seed_of("authors", dtype)))
-    lam = 0.1
-    euler = function.pairwise_cpu(theta, phi, values, x, "log", lam=lam)
-    authors = function.pairwise_cpu(theta, phi, values, x, "log", lam=lam, log_gamma=lam * EULER_GAMMA)
-    shift = kernel_constant("log", 0.5, 2) * (EULER_GAMMA - lam * EULER_GAMMA) * values.mean(1, keepdim=True)
-    tol = 1e-12 if dtype == torch.float64 else 1e-5
-    torch.testing.assert_close(authors - euler, shift.expand_as(euler), rtol=tol, atol=tol)
+def test_authors_log_constant_matches_the_formula(dtype):
+    """The thesis authors' log kernel, λ·c(−2 log d − γ) = c(−2λ log d − λγ): u and gradients."""
+    inputs = random_inputs((2, 31, 23, 6, 4), seed_of("authors formula", dtype))
+    gamma = authors_log_gamma(0.1)
+    grad_out = torch.randn(2, 31, 4, generator=seed_of("authors grad"), dtype=torch.float64)
+    expected, expected_grads = value_and_grads(lambda *a: naive_update(*a, "log", log_gamma=gamma), inputs, grad_out)
+    got, got_grads = value_and_grads(lambda *a: pairwise_update(*a, "log", log_gamma=gamma, impl="cpu"),
+                                     [t.to(dtype) for t in inputs], grad_out)
+    tol = 1e-10 if dtype == torch.float64 else FORWARD_TOL
+    assert rel_err(got, expected) < tol
+    assert all(rel_err(a, b) < tol for a, b in zip(got_grads[:3], expected_grads[:3]))
+    assert default_implementation("log", torch.device("cpu"), torch.float32, gamma) == "cpu"
 
 
 def test_dispatch():

@@ -42,7 +42,7 @@ class Implementation:
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "reference": Implementation(pairwise_reference, KERNELS),
     "associative": Implementation(pairwise_associative, ("dot",)),
-    "cpu": Implementation(pairwise_cpu, DISTANCE_KERNELS, takes_log_gamma=False),
+    "cpu": Implementation(pairwise_cpu, DISTANCE_KERNELS),
 }
 if triton_available():
     IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS, takes_log_gamma=False)

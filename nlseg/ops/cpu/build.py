@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("pairwise_cpu.cpp")
-ABI_VERSION = 1  # nlseg_pairwise_abi() of a library this module can call
+ABI_VERSION = 2  # nlseg_pairwise_abi() of a library this module can call
 BASE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-math-errno", "-fno-trapping-math")
 # Instruction sets by torch's runtime detection of this CPU (the library is cached per flag set).
 ISA_FLAGS = {
@@ -48,12 +49,14 @@ def _pointer_args(count: int) -> list[type]:
     return [ctypes.c_void_p] * count
 
 
-# (inputs, sizes, constants, threads, outputs) of the two entry points; see pairwise_cpu.cpp.
+# (inputs, sizes, constants, threads, OpenMP runtime, outputs) of the two entry points; see pairwise_cpu.cpp.
 _SIZES = [ctypes.c_long] * 5  # batch, n, m, e, c
 _CONSTANTS = [ctypes.c_int, ctypes.c_int, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_void_p,
               ctypes.c_void_p]  # mode, quarters, half_p, log_coef, zero_rtol, gain, offset
-FORWARD_ARGTYPES = _pointer_args(5) + _SIZES + _CONSTANTS + [ctypes.c_int] + _pointer_args(2)
-BACKWARD_ARGTYPES = _pointer_args(9) + _SIZES + _CONSTANTS + [ctypes.c_int] + _pointer_args(3)
+_THREADS = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]  # threads, GOMP_parallel, omp_get_thread_num
+FORWARD_ARGTYPES = _pointer_args(5) + _SIZES + _CONSTANTS + _THREADS + _pointer_args(2)
+BACKWARD_ARGTYPES = _pointer_args(9) + _SIZES + _CONSTANTS + _THREADS + _pointer_args(3)
+OPENMP_LIBRARY = re.compile(r"/lib(gomp|omp|iomp5)[^/]*\.so[^/]*$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class LoadedKernel:
     lanes: int  # C' and C are padded to a multiple of this
     key_multiple: int  # M is padded to a multiple of this
     max_quarters: int  # the largest 2p of the kernel's square-root mode
+    openmp: tuple[int, int] | None  # GOMP_parallel, omp_get_thread_num of PyTorch's OpenMP runtime
 
 
 def compiler() -> str | None:
@@ -126,6 +130,32 @@ def build_library(cxx: str, flags: tuple[str, ...], target: Path) -> None:
             os.unlink(partial)
 
 
+def openmp_runtime() -> tuple[int, int] | None:
+    """Addresses of GOMP_parallel and omp_get_thread_num in the OpenMP runtime PyTorch's parallel
+    loops run on (found among the process's mapped libraries; Linux), or None.
+
+    The kernel then runs on PyTorch's own thread team, as PyTorch's kernels do: no threads of its
+    own next to OpenMP's, which spin-wait for work after each parallel loop, and
+    ``torch.set_num_threads`` governs it. None where PyTorch's backend is not OpenMP or no runtime
+    is found; the kernel then starts std::threads.
+    """
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if OPENMP_LIBRARY.search(line.rstrip())})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same handle
+            parallel, thread_num = lib.GOMP_parallel, lib.omp_get_thread_num
+        except (OSError, AttributeError):
+            continue
+        return ctypes.cast(parallel, ctypes.c_void_p).value, ctypes.cast(thread_num, ctypes.c_void_p).value
+    return None
+
+
 def open_library(path: Path) -> LoadedKernel:
     """Load ``path`` with ctypes and declare its entry points; RuntimeError if its ABI differs."""
     lib = ctypes.CDLL(str(path))
@@ -139,7 +169,7 @@ def open_library(path: Path) -> LoadedKernel:
         backward[dtype] = getattr(lib, f"nlseg_pairwise_backward_{suffix}")
         backward[dtype].argtypes, backward[dtype].restype = BACKWARD_ARGTYPES, ctypes.c_int
     return LoadedKernel(forward, backward, lib.nlseg_pairwise_lanes(), lib.nlseg_pairwise_key_multiple(),
-                        lib.nlseg_pairwise_max_quarters())
+                        lib.nlseg_pairwise_max_quarters(), openmp_runtime())
 
 
 class KernelLibrary:

@@ -26,7 +26,7 @@ from nlseg.ops.reference import compute_dtype, pairwise_reference
 
 # Modes of pairwise_cpu.cpp (enum Mode).
 MODE_POWER_QUARTERS, MODE_POWER_REAL, MODE_LOG_KERNEL = 0, 1, 2
-RETURN_CODES = {1: "unknown mode", 2: "bad sizes", 3: "out of memory", 4: "internal error"}
+RETURN_CODES = {1: "unknown mode", 2: "bad sizes", 3: "out of memory"}
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def kernel_forward(kernel: LoadedKernel, ops: Operands, gain: torch.Tensor, offs
     code = kernel.forward[ops.q.dtype](
         _ptr(ops.q), _ptr(ops.q_sq), _ptr(ops.kt), _ptr(ops.k_sq), _ptr(ops.v), b, n, m, e, c,
         args.mode, args.quarters, args.half_p, args.log_coef, args.zero_rtol, _ptr(gain), _ptr(offset), args.threads,
-        _ptr(sums), _ptr(row_sums),
+        *(kernel.openmp or (None, None)), _ptr(sums), _ptr(row_sums),
     )
     _check(code, "forward")
     return sums, row_sums
@@ -149,7 +149,7 @@ def kernel_backward(kernel: LoadedKernel, ops: Operands, gain: torch.Tensor, off
         _ptr(ops.q), _ptr(ops.q_sq), _ptr(ops.k), _ptr(ops.kt), _ptr(ops.k_sq), _ptr(ops.v), _ptr(ops.vt),
         _ptr(grad_sums), _ptr(grad_row_sums), b, n, m, e, c,
         args.mode, args.quarters, args.half_p, args.log_coef, args.zero_rtol, _ptr(gain), _ptr(offset), args.threads,
-        _ptr(grad_q), _ptr(grad_k), _ptr(grad_v),
+        *(kernel.openmp or (None, None)), _ptr(grad_q), _ptr(grad_k), _ptr(grad_v),
     )
     _check(code, "backward")
     return grad_q, grad_k, grad_v
@@ -202,8 +202,7 @@ def pairwise_cpu(
         raise ValueError(f"pairwise implementation 'cpu' computes CPU tensors, got {theta.device.type} tensors")
     loaded = LIBRARY.load()
     if loaded is None:
-        extra = {} if log_gamma == EULER_GAMMA else {"log_gamma": log_gamma}  # a reference without it computes γ
-        return pairwise_reference(theta, phi, values, x, kernel, s=s, lam=lam, n=n, **extra)
+        return pairwise_reference(theta, phi, values, x, kernel, s=s, lam=lam, n=n, log_gamma=log_gamma)
     out_dtype = x.dtype
     dtype = compute_dtype(theta.dtype)
     b, n_q, _ = theta.shape

@@ -301,6 +301,13 @@ T row_sum(const T* w, long n) {
 
 // ---------------------------------------------------------------- problem and threads ----
 
+// The OpenMP runtime PyTorch runs its parallel loops on, found by the caller: its GOMP_parallel and
+// omp_get_thread_num (the GNU OpenMP ABI, which LLVM's and Intel's runtimes provide too), or nulls.
+struct Runtime {
+  void (*parallel)(void (*)(void*), void*, unsigned, unsigned);
+  int (*thread_num)(void);
+};
+
 template <class T>
 struct Problem {
   const T* q;         // (B, N, E)  conditioned queries θ'
@@ -314,6 +321,7 @@ struct Problem {
   const double* offset;  // (B,) offset_b of the log kernel, else zeros
   long batch, n, m, e, c;
   Weights<T> weights;
+  Runtime runtime;
 };
 
 // Copies `count` query rows from `first` (zero rows beyond n): the block's operands.
@@ -334,20 +342,43 @@ void load_row_values(const T* src, long first, long n, T padding, int count, T* 
   for (int r = 0; r < count; ++r) dst[r] = first + r < n ? src[first + r] : padding;
 }
 
-// Runs worker(t) on `threads` threads (t = 0 on the caller's); a thread that cannot be started
-// leaves its share to the others, which take row blocks from a shared counter.
+// Runs worker(t) for t < threads: on the OpenMP runtime's team when there is one (PyTorch's own
+// threads, which spin-wait for work after each of its parallel loops: no threads are added next
+// to them), else on std::threads (t = 0 on the caller's; one that cannot
+// start leaves its share to the others, which take work items from a shared counter). Returns
+// false if a worker threw (out of memory): exceptions must not leave a thread.
 template <class Fn>
-void run_workers(int threads, Fn&& worker) {
+bool run_workers(int threads, const Runtime& runtime, Fn&& worker) {
+  std::atomic<bool> failed{false};
+  auto guarded = [&](int t) {
+    try {
+      worker(t);
+    } catch (...) {
+      failed = true;
+    }
+  };
+  if (threads > 1 && runtime.parallel != nullptr && runtime.thread_num != nullptr) {
+    struct Team {
+      decltype(guarded)* body;
+      int (*thread_num)(void);
+    } team{&guarded, runtime.thread_num};
+    runtime.parallel([](void* raw) {
+      auto* t = static_cast<Team*>(raw);
+      (*t->body)(t->thread_num());
+    }, &team, static_cast<unsigned>(threads), 0);
+    return !failed;
+  }
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) {
     try {
-      pool.emplace_back(worker, t);
+      pool.emplace_back(guarded, t);
     } catch (...) {
       break;
     }
   }
-  worker(0);
+  guarded(0);
   for (auto& thread : pool) thread.join();
+  return !failed;
 }
 
 int worker_count(int requested, long blocks, long pairs) {
@@ -394,8 +425,7 @@ int forward(const Problem<T>& p, int mode, int quarters, int threads, T* sums, T
       }
     }
   };
-  run_workers(worker_count(threads, total, p.batch * p.n * p.m), worker);
-  return 0;
+  return run_workers(worker_count(threads, total, p.batch * p.n * p.m), p.runtime, worker) ? 0 : 3;
 }
 
 // Gradients of S and R with respect to θ', φ', v. With T_ij = (∂L/∂S_i·v_j + ∂L/∂R_i)·dω'_ij/dd'²:
@@ -470,7 +500,7 @@ int backward(const Problem<T>& p, const T* grad_sums, const T* grad_row_sums, in
       }
     }
   };
-  run_workers(workers, worker);
+  if (!run_workers(workers, p.runtime, worker)) return 3;
   for (long b = 0; b < p.batch; ++b) {
     const T* k = p.k + b * p.m * p.e;
     for (long j = 0; j < p.m; ++j) {
@@ -498,61 +528,30 @@ bool valid(const Problem<T>& p) {
          p.c > 0 && p.c % LANES == 0;
 }
 
-// Exceptions must not cross the C ABI: 3 = out of memory, 4 = anything else.
-template <class Fn>
-int guarded(Fn&& run) {
-  try {
-    return run();
-  } catch (const std::bad_alloc&) {
-    return 3;
-  } catch (...) {
-    return 4;
-  }
-}
-
 template <class T>
 Problem<T> make_problem(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq, const T* v, const T* vt,
                         long batch, long n, long m, long e, long c, double half_p, double log_coef,
-                        double zero_rtol, const double* gain, const double* offset) {
+                        double zero_rtol, const double* gain, const double* offset, void* parallel,
+                        void* thread_num) {
   Weights<T> w{static_cast<T>(zero_rtol), static_cast<T>(half_p), static_cast<T>(log_coef)};
-  return Problem<T>{q, q_sq, k, kt, k_sq, v, vt, gain, offset, batch, n, m, e, c, w};
-}
-
-template <class T>
-int forward_entry(const T* q, const T* q_sq, const T* kt, const T* k_sq, const T* v, long batch, long n, long m,
-                  long e, long c, int mode, int quarters, double half_p, double log_coef, double zero_rtol,
-                  const double* gain, const double* offset, int threads, T* sums, T* row_sums) {
-  const Problem<T> p = make_problem<T>(q, q_sq, nullptr, kt, k_sq, v, nullptr, batch, n, m, e, c, half_p, log_coef,
-                                       zero_rtol, gain, offset);
-  if (!valid(p)) return 2;
-  return guarded([&] { return forward(p, mode, quarters, threads, sums, row_sums); });
-}
-
-template <class T>
-int backward_entry(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq, const T* v, const T* vt,
-                   const T* grad_sums, const T* grad_row_sums, long batch, long n, long m, long e, long c, int mode,
-                   int quarters, double half_p, double log_coef, double zero_rtol, const double* gain,
-                   const double* offset, int threads, T* grad_q, T* grad_k, T* grad_v) {
-  const Problem<T> p = make_problem<T>(q, q_sq, k, kt, k_sq, v, vt, batch, n, m, e, c, half_p, log_coef, zero_rtol,
-                                       gain, offset);
-  if (!valid(p)) return 2;
-  return guarded([&] {
-    return backward(p, grad_sums, grad_row_sums, mode, quarters, threads, grad_q, grad_k, grad_v);
-  });
+  Runtime runtime{reinterpret_cast<void (*)(void (*)(void*), void*, unsigned, unsigned)>(parallel),
+                  reinterpret_cast<int (*)(void)>(thread_num)};
+  return Problem<T>{q, q_sq, k, kt, k_sq, v, vt, gain, offset, batch, n, m, e, c, w, runtime};
 }
 
 }  // namespace
 
 // Entry points. Layouts (all contiguous; C', C padded to multiples of nlseg_pairwise_lanes(), M of
-// nlseg_pairwise_key_multiple()):
-// q (B,N,C'), q_sq (B,N), k (B,M,C'), kt (B,C',M), k_sq (B,M), v (B,M,C), vt (B,C,M); gain and
-// offset (B,) float64. Forward writes sums (B,N,C) and row_sums (B,N); backward reads ∂L/∂S
-// (B,N,C) and ∂L/∂R (B,N) and writes the gradients of q, k, v. mode (see Mode): 0 with
-// quarters = 2p, 1, 2. Returns 0, or 1 bad mode, 2 bad sizes, 3 out of memory, 4 other failure.
+// nlseg_pairwise_key_multiple()): q (B,N,C'), q_sq (B,N), k (B,M,C'), kt (B,C',M), k_sq (B,M),
+// v (B,M,C), vt (B,C,M); gain and offset (B,) float64. Forward writes sums (B,N,C) and row_sums
+// (B,N); backward reads ∂L/∂S (B,N,C) and ∂L/∂R (B,N) and writes the gradients of q, k, v.
+// mode (see Mode): 0 with quarters = 2p, 1, 2. parallel, thread_num: GOMP_parallel and
+// omp_get_thread_num of PyTorch's OpenMP runtime, or null (std::thread). Returns 0, or 1 bad
+// mode, 2 bad sizes, 3 out of memory.
 extern "C" {
 
 // Bumped whenever an entry point's signature changes; build.py refuses a library that differs.
-int nlseg_pairwise_abi(void) { return 1; }
+int nlseg_pairwise_abi(void) { return 2; }
 
 // Padding granularity of C' and C, and of M; the largest 2p of mode 0.
 long nlseg_pairwise_lanes(void) { return LANES; }
@@ -561,20 +560,33 @@ int nlseg_pairwise_max_quarters(void) { return MAX_QUARTERS; }
 
 #define NLSEG_ENTRY_POINTS(T, SUFFIX)                                                                          \
   int nlseg_pairwise_forward_##SUFFIX(const T* q, const T* q_sq, const T* kt, const T* k_sq, const T* v,       \
-                                      long batch, long n, long m, long e, long c, int mode, int quarters,         \
+                                      long batch, long n, long m, long e, long c, int mode, int quarters,      \
                                       double half_p, double log_coef, double zero_rtol, const double* gain,    \
-                                      const double* offset, int threads, T* sums, T* row_sums) {               \
-    return forward_entry<T>(q, q_sq, kt, k_sq, v, batch, n, m, e, c, mode, quarters, half_p, log_coef,            \
-                            zero_rtol, gain, offset, threads, sums, row_sums);                                 \
+                                      const double* offset, int threads, void* parallel, void* thread_num,     \
+                                      T* sums, T* row_sums) {                                                  \
+    const Problem<T> p = make_problem<T>(q, q_sq, nullptr, kt, k_sq, v, nullptr, batch, n, m, e, c, half_p,    \
+                                         log_coef, zero_rtol, gain, offset, parallel, thread_num);            \
+    if (!valid(p)) return 2;                                                                                   \
+    try {                                                                                                      \
+      return forward(p, mode, quarters, threads, sums, row_sums);                                              \
+    } catch (...) { /* std::bad_alloc: no exception crosses the C ABI */                                       \
+      return 3;                                                                                                \
+    }                                                                                                          \
   }                                                                                                            \
   int nlseg_pairwise_backward_##SUFFIX(const T* q, const T* q_sq, const T* k, const T* kt, const T* k_sq,      \
                                        const T* v, const T* vt, const T* grad_sums, const T* grad_row_sums,    \
-                                       long batch, long n, long m, long e, long c, int mode, int quarters,        \
+                                       long batch, long n, long m, long e, long c, int mode, int quarters,     \
                                        double half_p, double log_coef, double zero_rtol, const double* gain,   \
-                                       const double* offset, int threads, T* grad_q, T* grad_k, T* grad_v) {   \
-    return backward_entry<T>(q, q_sq, k, kt, k_sq, v, vt, grad_sums, grad_row_sums, batch, n, m, e, c, mode,  \
-                             quarters, half_p, log_coef, zero_rtol, gain, offset, threads, grad_q, grad_k,        \
-                             grad_v);                                                                          \
+                                       const double* offset, int threads, void* parallel, void* thread_num,    \
+                                       T* grad_q, T* grad_k, T* grad_v) {                                      \
+    const Problem<T> p = make_problem<T>(q, q_sq, k, kt, k_sq, v, vt, batch, n, m, e, c, half_p, log_coef,     \
+                                         zero_rtol, gain, offset, parallel, thread_num);                      \
+    if (!valid(p)) return 2;                                                                                   \
+    try {                                                                                                      \
+      return backward(p, grad_sums, grad_row_sums, mode, quarters, threads, grad_q, grad_k, grad_v);           \
+    } catch (...) {                                                                                            \
+      return 3;                                                                                                \
+    }                                                                                                          \
   }
 
 NLSEG_ENTRY_POINTS(float, f32)
