@@ -16,7 +16,9 @@ Steps (each in its own process with its own time limit, so one failure or hang l
    torch with CUDA graphs, ONNX Runtime and TensorRT (fp32, fp16 with CUDA graphs), all through
    ``nlseg profile --json``;
 5. the fused kernel against SDPA flash attention (benchmarks/pairwise.py, bfloat16 and float16,
-   180x320 and 720x1280) with the issue's ratios.
+   180x320 and 720x1280) with the issue's ratios;
+6. if time is left, the AOT PTX loaded through the CUDA driver and launched in TensorRT's
+   argument order against the float64 reference (benchmarks/fused_check.py section 2).
 
 Without TensorRT, steps 2-3 and the TensorRT rows are reported as skipped and the CUDA parts run.
 Without a CUDA device it prints one line saying so and exits 2. Exit 1 when a check fails
@@ -241,6 +243,8 @@ def run_checks(out: Path, budget_s: float, iters: int) -> dict:
             report["latency"] += latency_rows(result, variant) if result else [{"command": " ".join(args[2:]),
                                                                                  **step.to_dict()}]
     report["fused"] = fused_table(runner)
+    aot = runner.run("fused_aot_launch", [sys.executable, "benchmarks/fused_check.py", "--sections", "2"], timeout=120)
+    report["aot_launch"] = {**aot.to_dict(), "lines": [ln for ln in aot.output.splitlines() if ln.startswith("- ")]}
     report["steps"] = [s.to_dict() for s in runner.steps]
     report["seconds"] = round(runner.elapsed(), 1)
     report["passed"] = verdict(report, runner.steps)
