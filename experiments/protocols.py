@@ -13,7 +13,8 @@ docs/design.md §6 for the argument).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from nlseg.data import qtips as qt
 from nlseg.nn.config import ModelConfig
@@ -97,6 +98,12 @@ DIFFERENCES: tuple[Difference, ...] = (
                "pixels and classes, mean over the batch, mean over batches",
                "utils.py `iou_fn` wrapped in `tfa.metrics.MeanMetricWrapper`"),
 )
+
+
+def protocol_detail(p: Protocol) -> dict[str, Any]:
+    """Everything ``p`` sets, as plain JSON (the reports record it; finished runs are only reused under an equal one)."""
+    return {**asdict(p), "qtips_style": {**asdict(p.qtips_style), "colours": [list(c) for c in p.qtips_style.colours],
+                                         "lengths": list(p.qtips_style.lengths), "widths": list(p.qtips_style.widths)}}
 
 
 def protocol(name: str) -> Protocol:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from experiments.definitions import NETWORKS, NONLOCAL_ROWS
-from experiments.protocols import DIFFERENCES, QTIPS_DATASETS
+from experiments.protocols import DIFFERENCES, QTIPS_DATASETS, protocol_detail
 from experiments.runner import Outcome, percent
 from nlseg.io import atomic_path
 
@@ -277,15 +277,8 @@ def to_json(outcome: Outcome, command: str) -> dict[str, Any]:
             "columns": [asdict(c) for c in e.columns], "metrics": list(e.metrics), "machine": outcome.machine,
             "command": command, "seconds": outcome.seconds,
             "protocol": None if outcome.protocol is None else outcome.protocol.name,
-            "protocol_detail": None if outcome.protocol is None else _protocol_detail(outcome),
+            "protocol_detail": None if outcome.protocol is None else protocol_detail(outcome.protocol),
             "cells": cells}
-
-
-def _protocol_detail(outcome: Outcome) -> dict[str, Any]:
-    p = outcome.protocol
-    detail = {k: v for k, v in asdict(p).items() if k != "qtips_style"}
-    detail["qtips_style"] = asdict(p.qtips_style)
-    return detail
 
 
 def report_stem(experiment: str, setting: str, protocol: str | None) -> str:

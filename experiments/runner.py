@@ -29,7 +29,7 @@ import torch
 
 from experiments.definitions import EXPERIMENTS, Column, Experiment, NETWORKS, Network, Setting
 from experiments.protocols import (DEFAULT_PROTOCOL, QTIPS_DATASETS, Protocol, apply_to_config, apply_to_recipe,
-                                   protocol as protocol_named)
+                                   protocol as protocol_named, protocol_detail)
 from nlseg.analysis import model_cost
 from nlseg.checkpoint import load_model
 from nlseg.data import qtips as qt
@@ -162,11 +162,18 @@ def portable_spec(spec: RunSpec) -> dict[str, Any]:
     return out
 
 
-def previous_runs(path: Path | None) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """Finished runs recorded in a report JSON: (row, column key, seed) -> spec, per-seed result, history."""
+def previous_runs(path: Path | None, protocol: Protocol) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Finished runs recorded in a report JSON written under ``protocol`` as it is now (none otherwise):
+    (row, column key, seed) -> spec, per-seed result, history."""
     if path is None or not path.is_file():
         return {}
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable report JSON ({exc}); move it away to start afresh") from None
+    # JSON has no tuples: compare the recorded detail with the current one as JSON would hold it
+    if doc.get("protocol_detail") != json.loads(json.dumps(protocol_detail(protocol))):
+        return {}
     out: dict[tuple[str, str, int], dict[str, Any]] = {}
     for row, columns in doc.get("cells", {}).items():
         for key, cell in columns.items():
@@ -237,7 +244,7 @@ def run_training(experiment: Experiment, setting_name: str, rows: tuple[str, ...
     setting = setting or experiment.settings[setting_name]
     protocol = protocol or protocol_named(DEFAULT_PROTOCOL)
     ctx = Context(0, 1, device)
-    recorded = previous_runs(previous)
+    recorded = previous_runs(previous, protocol)
     cells: dict[str, dict[str, Cell]] = {}
     loaded: dict[str, tuple[Split, Split, Path | None]] = {}
 

@@ -277,6 +277,15 @@ def test_finished_runs_are_taken_from_the_report_json_on_a_fresh_checkout(tmp_pa
     for row in again.rows:
         assert again.cells[row]["qtips"].history == first.cells[row]["qtips"].history
         assert set(again.cells[row]["qtips"].reused.values()) == {"report JSON"}
+    # a record written under another protocol detail (e.g. another stick style) is not used
+    doc = json.loads(previous.read_text())
+    doc["protocol_detail"]["qtips_style"]["widths"] = [4, 8]
+    altered = tmp_path / "altered.json"
+    altered.write_text(json.dumps(doc))
+    lines.clear()
+    run_experiment("qtips", "reduced", out=tmp_path / "other", setting=tiny, networks="hamiltonian", seeds=(0,),
+                   log=lines.append, previous=altered)
+    assert any("epoch 1/1" in line for line in lines)
     # other settings (here the number of epochs) are not taken from the record
     longer = replace(tiny, epochs=2)
     lines.clear()
