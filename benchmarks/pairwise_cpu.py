@@ -6,7 +6,7 @@ chunked oracle with activation checkpointing, the CPU default before the C++ ker
 is ``impl="cpu"`` (nlseg/ops/cpu). Per case the two run interleaved (reference, cpu, reference,
 cpu, ...) in one process, so a busy machine slows both alike; the table gives median
 milliseconds of forward + backward (the gradients of θ, φ, v and x) and of the forward alone
-(no autograd), their ratios, and the peak memory of one forward + backward, measured in a fresh
+(no autograd), their ratios (and, less sensitive to other jobs, the ratio of the fastest runs), and the peak memory of one forward + backward, measured in a fresh
 process per variant (growth of the resident set's high-water mark, VmHWM). ``--threads`` runs
 the table once per thread count (default: PyTorch's, one per core). The last line says how much
 CPU other processes took during the run (from /proc/stat), i.e. whether the machine was busy.
@@ -68,8 +68,8 @@ def forward_only(impl: str, kernel: str, s: float, inputs: tuple[torch.Tensor, .
         pairwise_update(*inputs, kernel, s=s, impl=impl)
 
 
-def interleaved_ms(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median ms of each call, the calls alternating repeat by repeat (after one warm-up each)."""
+def interleaved_ms(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    """Sorted ms of each call's timed repeats, the calls alternating repeat by repeat (after one warm-up each)."""
     for call in calls.values():
         call()
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -78,7 +78,7 @@ def interleaved_ms(calls: dict[str, Callable[[], None]], repeats: int) -> dict[s
             start = time.perf_counter()
             call()
             times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: sorted(t) for name, t in times.items()}
 
 
 def status_bytes(field: str) -> int:
@@ -169,9 +169,9 @@ def main() -> None:
     print(f"# distance kernels on the CPU: {cpu_model()}, torch {torch.__version__}, float32, batch 1, "
           f"pool {POOL}, C'={C_EMBED}, C={C_VALUE}, s={args.s} (frac, invfrac)\n")
     print(f"C++ kernel build into an empty cache: {build:.1f} s (once per machine; cached after)\n")
-    print("| kernel | grid | N | M | threads | fwd+bwd reference ms | fwd+bwd cpu ms | ratio | fwd reference ms "
-          "| fwd cpu ms | ratio | peak MB reference | peak MB cpu |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| kernel | grid | N | M | threads | fwd+bwd reference ms | fwd+bwd cpu ms | ratio | ratio of minima "
+          "| fwd reference ms | fwd cpu ms | ratio | peak MB reference | peak MB cpu |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for threads in thread_counts:
         torch.set_num_threads(threads)
         for grid_name, grid in grids:
@@ -184,14 +184,16 @@ def main() -> None:
                                       for impl in VARIANTS}, args.repeats)
                 peaks = (["", ""] if args.no_memory
                          else [peak_mb(impl, kernel, args.s, n_q, m, threads) for impl in VARIANTS])
-                print(f"| {kernel} | {grid_name} | {n_q:,} | {m:,} | {threads} | {both['reference']:,.0f} "
-                      f"| {both['cpu']:,.0f} | {both['reference'] / both['cpu']:.1f}x | {fwd['reference']:,.0f} "
-                      f"| {fwd['cpu']:,.0f} | {fwd['reference'] / fwd['cpu']:.1f}x | {peaks[0]} | {peaks[1]} |",
-                      flush=True)
+                ref, cpu = statistics.median(both["reference"]), statistics.median(both["cpu"])
+                ref_fwd, cpu_fwd = statistics.median(fwd["reference"]), statistics.median(fwd["cpu"])
+                print(f"| {kernel} | {grid_name} | {n_q:,} | {m:,} | {threads} | {ref:,.0f} | {cpu:,.0f} "
+                      f"| {ref / cpu:.1f}x | {both['reference'][0] / both['cpu'][0]:.1f}x | {ref_fwd:,.0f} "
+                      f"| {cpu_fwd:,.0f} | {ref_fwd / cpu_fwd:.1f}x | {peaks[0]} | {peaks[1]} |", flush=True)
     end_all, end_own = cpu_seconds()
     cores = os.cpu_count() or 1
     others = max((end_all - start_all) - (end_own - start_own), 0.0) / (time.perf_counter() - start_wall)
-    verdict = "busy: ratios hold, absolute times are inflated" if others > 0.25 else "quiet"
+    verdict = ("busy: other jobs slowed both variants, absolute times are inflated and ratios noisy" if others > 0.25
+               else "quiet")
     print(f"\nother processes used {others:.2f} of the {cores} cores on average during the run ({verdict})")
 
 if __name__ == "__main__":

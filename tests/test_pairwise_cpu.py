@@ -337,9 +337,9 @@ def test_build_failure_falls_back_to_the_reference_with_one_warning(monkeypatch,
     assert default_implementation("frac", torch.device("cpu"), torch.float32) == "reference"
 
 
-def test_concurrent_builds_share_one_library(tmp_path, monkeypatch):
-    """Two loaders building into one empty cache at once (pytest-xdist workers, DDP ranks):
-    each compiles to a temporary name and renames it into place; both load a whole library."""
+def test_concurrent_builds_share_one_library(tmp_path, monkeypatch, capfd):
+    """Two loaders starting on one empty cache at once (pytest-xdist workers, DDP ranks): one
+    compiles while the other waits on the lock file, then loads that library."""
     import threading
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
@@ -351,5 +351,7 @@ def test_concurrent_builds_share_one_library(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert all(r is not None for r in results), [loader.failure for loader in loaders]
-    built = list((tmp_path / "nlseg_pairwise_cpu").iterdir())
-    assert len(built) == 1 and built[0].suffix == ".so"
+    built = list((tmp_path / "nlseg_pairwise_cpu").glob("*.so"))
+    assert len(built) == 1
+    assert capfd.readouterr().err.count("compiling the CPU pairwise kernel") == 1
+    assert not list((tmp_path / "nlseg_pairwise_cpu").glob("*.partial"))

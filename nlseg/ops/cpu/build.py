@@ -1,12 +1,13 @@
 """Compiling and loading the CPU kernel (``pairwise_cpu.cpp``) on first use.
 
 The source has no PyTorch headers: one call of the system C++ compiler (``$CXX``, else ``c++``
-or ``g++``) builds a shared library in about a second, loaded with ctypes (torch's
-``cpp_extension`` build of a module including ``torch/extension.h`` took 50 s on the 2-core
-development machine). The library is cached under torch's extensions directory
+or ``g++``) builds a shared library, loaded with ctypes, in 4-8 s on the busy 2-core development
+machine, where torch's ``cpp_extension`` build of a module including ``torch/extension.h`` took
+50 s. The library is cached under torch's extensions directory
 (``$TORCH_EXTENSIONS_DIR``, else ``~/.cache/torch_extensions``), named by a hash of the source,
-compiler and flags; concurrent builds (pytest-xdist workers, DDP ranks) each write a temporary
-file and rename it into place, so a reader never sees a partial library.
+compiler and flags. Concurrent first uses (pytest-xdist workers, DDP ranks) take turns on a lock
+file: one builds, the others load its library; the build writes a temporary file and renames it
+into place, so no reader ever sees a partial library.
 
 If the compiler is missing or the build fails, :meth:`KernelLibrary.load` returns None and
 warns once; :mod:`nlseg.ops.cpu.function` then runs the reference.
@@ -14,6 +15,7 @@ warns once; :mod:`nlseg.ops.cpu.function` then runs the reference.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -26,6 +28,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +106,26 @@ def cache_directories() -> list[Path]:
             return [fallback]
         root = Path(get_default_build_root())
     return [root / "nlseg_pairwise_cpu", fallback]
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (fcntl.flock: released by the OS if the holder dies).
+
+    Where fcntl is missing (Windows) nothing is locked: concurrent builds then each write a
+    temporary file and rename it into place.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_library(cxx: str, flags: tuple[str, ...], target: Path) -> None:
@@ -218,21 +241,22 @@ class KernelLibrary:
         errors = []
         for directory in cache_directories():
             target = directory / name
-            if target.is_file():
-                try:
-                    return open_library(target)
-                except (OSError, RuntimeError, AttributeError) as exc:  # stale or foreign: rebuild it
-                    errors.append(f"{target}: {exc}")
             try:
-                start = time.perf_counter()
-                print(f"nlseg: compiling the CPU pairwise kernel (once; cached in {directory}) ...", file=sys.stderr,
-                      flush=True)
-                build_library(cxx, flags, target)
-                print(f"nlseg: compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-                return open_library(target)
+                directory.mkdir(parents=True, exist_ok=True)
+                with exclusive(directory / f"{target.stem}.lock"):  # one build at a time; the others load it
+                    if target.is_file():
+                        try:
+                            return open_library(target)
+                        except (OSError, RuntimeError, AttributeError) as exc:  # stale or foreign: rebuild it
+                            errors.append(f"{target}: {exc}")
+                    start = time.perf_counter()
+                    print(f"nlseg: compiling the CPU pairwise kernel (once; cached in {directory}) ...",
+                          file=sys.stderr, flush=True)
+                    build_library(cxx, flags, target)
+                    print(f"nlseg: compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+                    return open_library(target)
             except OSError as exc:  # directory not writable: try the next one
                 errors.append(f"{directory}: {exc}")
         raise RuntimeError("; ".join(errors))
-
 
 LIBRARY = KernelLibrary()

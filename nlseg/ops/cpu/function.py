@@ -107,8 +107,9 @@ def prepare(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: LoadedKer
     k_sq = F.pad((k * k).sum(-1), (0, pad_m), value=math.inf).contiguous()
     k_padded = F.pad(k, (0, pad_e, 0, pad_m)).contiguous()
     v_padded = F.pad(v, (0, pad_c, 0, pad_m)).contiguous()
+    q_padded = (F.pad(q, (0, pad_e)) if pad_e else q).contiguous()  # no copy of the N×C' queries if C' fits
     return Operands(
-        q=F.pad(q, (0, pad_e)).contiguous(), q_sq=q_sq, k=k_padded, kt=k_padded.transpose(1, 2).contiguous(),
+        q=q_padded, q_sq=q_sq, k=k_padded, kt=k_padded.transpose(1, 2).contiguous(),
         k_sq=k_sq, v=v_padded, vt=v_padded.transpose(1, 2).contiguous() if transposed_values else None,
     )
 
@@ -172,7 +173,8 @@ class DistanceSums(torch.autograd.Function):
         q, k, v, gain, offset = ctx.saved_tensors
         ops = prepare(q, k, v, ctx.kernel, transposed_values=True)
         c_padded = ops.v.shape[2]
-        grad_sums = F.pad(grad_sums.to(q.dtype), (0, c_padded - v.shape[2])).contiguous()
+        pad_c = c_padded - v.shape[2]
+        grad_sums = (F.pad(grad_sums.to(q.dtype), (0, pad_c)) if pad_c else grad_sums.to(q.dtype)).contiguous()
         grad_row_sums = grad_row_sums.to(q.dtype).contiguous()
         grad_q, grad_k, grad_v = kernel_backward(ctx.kernel, ops, gain, offset, ctx.args, grad_sums, grad_row_sums)
         m, e, c = k.shape[1], k.shape[2], v.shape[2]
