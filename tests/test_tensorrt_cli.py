@@ -79,7 +79,7 @@ def test_engine_output_name_is_checked_after_tensorrt(capsys):
 def test_profile_tensorrt_backend_needs_an_engine(capsys, tmp_path):
     code, _, err = cli(capsys, "profile", "--backend", "tensorrt", "--random-init", "--blocks", "1-1-1",
                        "--channels", "8-8-8", "--iters", "1", "--device", "cpu")
-    assert code == 2 and "--backend tensorrt: TensorRT runs engines: build one with nlseg export --trt" in err
+    assert code == 2 and "--backend: TensorRT runs engines: build one (nlseg export --trt)" in err
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@
   plugin's preprocessing pinned to float32 (:class:`PrecisionPlan`).
 - The plugin's kernel is compiled by Triton, and each TensorRT release is paired with the Triton
   release NVIDIA's own AOT plugin sample pins for it (:data:`TRITON_PINS`): the kernels of
-  Triton >= 3.3 end with scratch-pointer parameters that only the newer TensorRT releases pair
-  with.
+  Triton 3.5.0 (and later) end with two scratch-pointer parameters, which only TensorRT 10.16
+  and later pair with.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ compilation serves one (ω's constants, dtype, C', C); the tiles fit TensorRT's 
 dynamic shared memory (:func:`nlseg.ops.fused.spec.forward_tiles`).
 
 Compiling needs no GPU: Triton lowers to PTX (and checks it with its bundled ptxas) for
-any target. Triton 3.3 and later append pointer parameters for global and (from 3.5) profile
-scratch memory to every kernel (``ptx_params`` counts all parameters); this kernel needs
-neither (``global_scratch_bytes`` and ``profile_scratch_bytes`` are 0), so they may be null.
+any target. Triton 3.2.0 gives the kernel exactly its 10 parameters; newer releases (checked:
+3.5.0, 3.7.1, 3.9.0) append two pointers, for global and profile scratch memory (``ptx_params``
+counts all parameters); this kernel needs neither (``global_scratch_bytes`` and
+``profile_scratch_bytes`` are 0), so they may be null.
 Section 2 of benchmarks/fused_check.py launches the PTX through the CUDA driver in exactly
 this argument order.
 """
@@ -78,7 +79,7 @@ class AotKernel:
 
     @property
     def scratch_params(self) -> int:
-        """Triton's trailing scratch-pointer parameters after :attr:`arguments` (0 before Triton 3.3)."""
+        """Triton's trailing scratch-pointer parameters after :attr:`arguments` (0 with Triton 3.2.0, else 2)."""
         return self.ptx_params - len(self.arguments)
 
     def grid(self, batch: int, n_queries: int) -> tuple[int, int, int]:
@@ -176,8 +177,8 @@ def compile_forward(
         num_warps=compiled.metadata.num_warps,
         threads_per_block=32 * compiled.metadata.num_warps,
         shared_mem=compiled.metadata.shared,
-        global_scratch_bytes=getattr(compiled.metadata, "global_scratch_size", 0),  # Triton >= 3.3
-        profile_scratch_bytes=getattr(compiled.metadata, "profile_scratch_size", 0),  # Triton >= 3.5
+        global_scratch_bytes=getattr(compiled.metadata, "global_scratch_size", 0),  # absent in 3.2.0
+        profile_scratch_bytes=getattr(compiled.metadata, "profile_scratch_size", 0),
         block_rows=tiles.block_rows,
         ptx_params=entry.group(1).count(".param") if entry else 0,
     )
