@@ -155,3 +155,22 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["labels"].shape == (360, 640) and namespace["labels"].dtype == np.uint8
+
+
+def test_triton_repository_needs_batch_1_before_any_build(tmp_path, monkeypatch):
+    """A batched Triton model gets batches from 1 up: a min-shape batch above 1 is refused before TensorRT builds."""
+    import types
+
+    import nlseg.tensorrt.compat as compat
+    from nlseg.onnx.source_model import random_init
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the engine must not be built")
+
+    monkeypatch.setattr(compat, "import_tensorrt", lambda label: types.SimpleNamespace(__version__="10.9.0.34"))
+    monkeypatch.setattr("nlseg.tensorrt.export.export_engine", no_build)
+    source = random_init(nlseg.ModelConfig.from_preset("bdd100k", blocks=(1, 1, 1), channels=(4, 4, 4)), seed=0)
+    with pytest.raises(InputError) as caught:
+        nlseg.export_model(source, tmp_path / "e.engine", "engine", opt_shape=(4, 3, 90, 160),
+                           max_shape=(8, 3, 90, 160), triton_repo=tmp_path / "repo")
+    assert caught.value.param == "min_shape" and not (tmp_path / "repo").exists()

@@ -109,6 +109,10 @@ def _engine(source: SourceModel | str | os.PathLike, out: Path, onnx_input: bool
                             min_shape=engine_options["min_shape"], opt_shape=engine_options["opt_shape"],
                             max_shape=engine_options["max_shape"], workspace_mb=engine_options["workspace"],
                             timing_cache=None if engine_options["timing_cache"] is None else Path(engine_options["timing_cache"]))
+    min_batch = (request.min_shape or request.opt_shape or (1,))[0]
+    if triton_repo is not None and min_batch > 1:  # the batch axis is dynamic, or the profile would be refused
+        raise InputError(f"the Triton repository's batched model gets batches from 1 up, but the engine's profile "
+                         f"would start at batch {min_batch}; give a min shape with batch 1", param="min_shape")
     if onnx_input:
         built = export_engine(trt, out, request, onnx_path=Path(source))  # type: ignore[arg-type]
         model = None
