@@ -63,7 +63,7 @@ def test_engines_in_infer_and_profile_without_tensorrt_are_one_line(capsys, tmp_
 
 def test_engine_flags_need_an_engine(capsys):
     code, _, err = cli(capsys, "export", "--int8", "--calib-data", "x")
-    assert code == 2 and err.strip() == "error: --int8: applies to TensorRT engines (--trt)"
+    assert code == 2 and err.strip() == "error: --int8: applies to TensorRT engines only (format 'engine'; nlseg export --trt)"
     code, _, err = cli(capsys, "export", "--max-shape", "4x3x90x160")
     assert code == 2 and "--max-shape: applies to TensorRT engines" in err
     code, _, err = cli(capsys, "export", "--trt", "--format", "onnx")
@@ -131,13 +131,13 @@ def test_engine_from_an_onnx_export_keeps_its_graph(captured_build, capsys, tmp_
     code, _, err = cli(capsys, "export", "--random-init", "--blocks", "1-1-1", "--channels", "8-8-8", "--nonlocal",
                        "invfrac", "--plugin", "--out", onnx_path)
     assert code == 0, err
-    with pytest.raises(InputError, match="--half: TensorRT 11.0.0 is strongly typed"):
+    with pytest.raises(InputError, match="^half: TensorRT 11.0.0 is strongly typed"):
         export_engine(SimpleNamespace(__version__="11.0.0"), tmp_path / "m.engine", EngineRequest(half=True),
                       onnx_path=onnx_path)
     export_engine(SimpleNamespace(__version__="10.9.0"), tmp_path / "m.engine", EngineRequest(half=True),
                   onnx_path=onnx_path)
     (_, model, metadata, _, plan, _), = captured_build
     assert metadata.precision == "float32" and plan.precision == "fp16" and not plan.strongly_typed
-    with pytest.raises(InputError, match="--workspace: need at least 1 MiB"):
+    with pytest.raises(InputError, match="^workspace: need at least 1 MiB"):
         export_engine(SimpleNamespace(__version__="10.9.0"), tmp_path / "m.engine", EngineRequest(workspace_mb=0),
                       onnx_path=onnx_path)

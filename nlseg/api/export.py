@@ -66,7 +66,7 @@ def export_model(
     if format == "onnx":
         given = [name for name, value in engine_options.items() if value not in (None, False)]
         if given:
-            raise InputError("applies to TensorRT engines (format 'engine')", param=given[0])
+            raise InputError("applies to TensorRT engines only (format 'engine'; nlseg export --trt)", param=given[0])
     target = writable_file(out if out is not None else f"model.{format}", SUFFIXES[format])
     onnx_input = not isinstance(source, SourceModel) and Path(source).suffix.lower() == ".onnx"
     if onnx_input and format != "engine":

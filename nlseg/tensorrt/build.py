@@ -145,14 +145,14 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
     import torch
 
     if not torch.cuda.is_available():
-        raise InputError("--trt: building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
+        raise InputError("building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
     if fused_nodes(model):
         if importlib.util.find_spec("triton") is None:
-            raise InputError("--trt: the PairwiseKernel plugin's kernel is compiled with Triton, which is not "
+            raise InputError("the PairwiseKernel plugin's kernel is compiled with Triton, which is not "
                              f"installed: pip install triton=={triton_pin(trt.__version__).triton}")
         import triton
 
-        check_triton(trt.__version__, triton.__version__, "--trt")
+        check_triton(trt.__version__, triton.__version__, "building the engine")
     start = time.perf_counter()
     graph = tensorrt_graph(model, plan.plugin_dtype)
     if graph.plugin_nodes:
@@ -221,11 +221,11 @@ def _add_calibrator(trt: ModuleType, builder: Any, config: Any, metadata: ModelM
     from nlseg.tensorrt.calibration import calibration_batches, calibration_images, make_calibrator
 
     if options.calib_data is None:
-        raise InputError("--int8: needs --calib-data DIR, a folder of representative images")
+        raise InputError("needs calibration data (calib_data), a folder of representative images", param="int8")
     images = calibration_images(options.calib_data)
     if len(images) < shapes.opt[0]:
-        raise InputError(f"--calib-data: {len(images)} images do not fill one batch of {shapes.opt[0]} "
-                         "(the --opt-shape batch)")
+        raise InputError(f"{len(images)} images do not fill one batch of {shapes.opt[0]} "
+                         "(the opt shape's batch)", param="calib_data")
     batches = calibration_batches(images, shapes.opt, engine_info(metadata, shapes))
     calibration = builder.create_optimization_profile()
     calibration.set_shape(INPUT_NAME, shapes.opt, shapes.opt, shapes.opt)

@@ -57,27 +57,27 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in match.group(1).split("."))
 
 
-def check_version(version: str, flag: str) -> None:
-    """InputError naming ``flag`` when TensorRT ``version`` has no ahead-of-time Python plugins."""
+def check_version(version: str, what: str) -> None:
+    """InputError, prefixed by ``what`` needed it, when TensorRT ``version`` has no ahead-of-time Python plugins."""
     if parse_version(version)[:2] < MIN_TENSORRT:
-        raise InputError(f"{flag}: TensorRT {version} is too old: the PairwiseKernel plugin needs TensorRT >= "
+        raise InputError(f"{what}: TensorRT {version} is too old: the PairwiseKernel plugin needs TensorRT >= "
                          f"{_MIN} (ahead-of-time Python plugins); install it with {INSTALL_HINT}")
 
 
-def import_tensorrt(flag: str) -> ModuleType:
-    """The ``tensorrt`` module, or one InputError line saying it is needed (for ``flag``) and how to install it."""
+def import_tensorrt(what: str) -> ModuleType:
+    """The ``tensorrt`` module, or one InputError line saying ``what`` needs it and how to install it."""
     try:
         trt = importlib.import_module("tensorrt")
     except ImportError as exc:
         if getattr(exc, "name", None) == "tensorrt":
-            raise InputError(f"{flag}: this needs TensorRT >= {_MIN}, which is not installed; install it with "
+            raise InputError(f"{what}: this needs TensorRT >= {_MIN}, which is not installed; install it with "
                              f"{INSTALL_HINT}") from None
-        raise InputError(f"{flag}: TensorRT is installed but cannot be loaded ({_first_line(exc)}); reinstall it "
+        raise InputError(f"{what}: TensorRT is installed but cannot be loaded ({_first_line(exc)}); reinstall it "
                          f"with {INSTALL_HINT}") from None
     except OSError as exc:  # a missing libnvinfer or CUDA runtime
-        raise InputError(f"{flag}: TensorRT cannot load its libraries ({_first_line(exc)}); reinstall it with "
+        raise InputError(f"{what}: TensorRT cannot load its libraries ({_first_line(exc)}); reinstall it with "
                          f"{INSTALL_HINT}") from None
-    check_version(trt.__version__, flag)
+    check_version(trt.__version__, what)
     return trt
 
 
@@ -87,8 +87,8 @@ def triton_pin(version: str) -> TritonPin:
     return [pin for pin in TRITON_PINS if pin.first <= release][-1]
 
 
-def check_triton(tensorrt_version: str, triton_version: str, flag: str) -> None:
-    """InputError naming ``flag`` unless Triton is the release pinned for this TensorRT.
+def check_triton(tensorrt_version: str, triton_version: str, what: str) -> None:
+    """InputError, prefixed by ``what`` needed it, unless Triton is the release pinned for this TensorRT.
 
     With ``NLSEG_TRITON_UNPINNED=1`` another Triton is accepted with a warning; the plugin
     then still refuses a kernel whose parameter list or scratch memory does not match what
@@ -100,9 +100,9 @@ def check_triton(tensorrt_version: str, triton_version: str, flag: str) -> None:
     message = (f"TensorRT {tensorrt_version} builds the PairwiseKernel plugin with Triton {pin.triton} (the release "
                f"NVIDIA's AOT plugin sample pins for it), this machine has Triton {triton_version}")
     if os.environ.get(UNPINNED_ENV) == "1":
-        print(f"warning: {flag}: {message}; building anyway ({UNPINNED_ENV}=1)", file=sys.stderr)
+        print(f"warning: {what}: {message}; building anyway ({UNPINNED_ENV}=1)", file=sys.stderr)
         return
-    raise InputError(f"{flag}: {message}: pip install triton=={pin.triton} (with the torch release built for it), "
+    raise InputError(f"{what}: {message}: pip install triton=={pin.triton} (with the torch release built for it), "
                      f"or set {UNPINNED_ENV}=1 to try this pair")
 
 
@@ -147,16 +147,16 @@ def plan_precision(version: str, half: bool, int8: bool, onnx_precision: str | N
     fp16_onnx = onnx_precision == "float16"
     if int8:
         if eleven:
-            raise InputError(f"--int8: TensorRT {version} removed INT8 calibration (implicit quantization); "
+            raise InputError(f"TensorRT {version} removed INT8 calibration (implicit quantization); "
                              "quantize the ONNX explicitly with Q/DQ nodes (e.g. NVIDIA ModelOpt) and build "
-                             "that, or use TensorRT 10.x for --int8 --calib-data")
+                             "that, or use TensorRT 10.x for int8 with calibration data", param="int8")
         if fp16_onnx:
-            raise InputError("--int8: calibration needs the float32 ONNX; export it without --half")
+            raise InputError("calibration needs the float32 ONNX; export it without half precision", param="int8")
         return PrecisionPlan("int8", False, False, ("INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"), "float16",
                              True, True, True)
     if half and onnx_precision == "float32" and eleven:
-        raise InputError(f"--half: TensorRT {version} is strongly typed, so fp16 must be in the graph: export "
-                         "the ONNX with --half (or pass the checkpoint and let nlseg export it)")
+        raise InputError(f"TensorRT {version} is strongly typed, so fp16 must be in the graph: export "
+                         "the ONNX in half precision (or pass the checkpoint and let nlseg export it)", param="half")
     if half and not eleven and not fp16_onnx:
         return PrecisionPlan("fp16", False, False, ("FP16", "OBEY_PRECISION_CONSTRAINTS"), "float16", True, True,
                              False)

@@ -62,7 +62,7 @@ def export_engine(trt: ModuleType, out: Path, request: EngineRequest, *, source:
         model, metadata = _exported(source, replace(options, graph="plugin", half=plan.onnx_half), dataset)
     shapes = profile_shapes(metadata, request.min_shape, request.opt_shape, request.max_shape)
     if request.workspace_mb is not None and request.workspace_mb < 1:
-        raise InputError(f"--workspace: need at least 1 MiB, got {request.workspace_mb}")
+        raise InputError(f"need at least 1 MiB, got {request.workspace_mb}", param="workspace")
     build = BuildOptions(shapes, request.workspace_mb, request.timing_cache, request.calib_data)
     return build_engine(trt, model, metadata, out, plan, build)
 
@@ -73,11 +73,13 @@ def write_triton_repository(root: Path, name: str, source: SourceModel | None, m
     """``root/<name>_onnx`` (portable graph, exported from ``source`` or the recorded origin of ``metadata``)
     and, given an engine, ``root/<name>_trt``. Returns the files written."""
     if metadata.config.task != "segment" and "labels" in metadata.outputs:
-        raise InputError("--triton-repo: a classifier's labels output has no per-image dims; drop --with-argmax")
+        raise InputError("a classifier's labels output has no per-image dims; export without the argmax output",
+                         param="triton_repo")
     try:
         served_engine = engine_model(f"{name}_trt", engine.metadata) if engine is not None else None
-    except ValueError as exc:
-        raise InputError(f"{exc} (the engine {engine.engine} was written, the repository was not)") from None
+    except InputError as exc:
+        raise InputError(f"{exc.message} (the engine {engine.engine} was written, the repository was not)",
+                         param=exc.param) from None
     source = source if source is not None else for_check(metadata, None)
     portable = ExportOptions(graph="portable", opset=options.opset, dynamic=bool(metadata.dynamic_axes),
                              half=metadata.precision == "float16", simplify=options.simplify,

@@ -24,6 +24,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata
 from nlseg.tensorrt.engine_meta import EngineMetadata, TensorInfo
@@ -86,8 +87,8 @@ def _output_dims(metadata: ModelMetadata, name: str, height: int, width: int) ->
     spatial = metadata.config.task == "segment"
     classes = metadata.config.num_classes
     if name == "labels" and not spatial:
-        raise ValueError("--triton-repo: a classifier's labels output has no dims per image; export it "
-                         "without --with-argmax")
+        raise InputError("a classifier's labels output has no dims per image; export it without the argmax "
+                         "output", param="triton_repo")
     if name == "labels":
         return (height, width)
     return (classes, height, width) if spatial else (classes,)
@@ -108,13 +109,14 @@ def onnx_model(name: str, metadata: ModelMetadata, max_batch: int = DEFAULT_MAX_
 def engine_model(name: str, meta: EngineMetadata) -> TritonModel:
     """The ``tensorrt_plan`` model of an engine: types and dims from the engine, batch range from its profile.
 
-    ValueError naming ``--min-shape`` when the engine is batched but its profile refuses batch 1.
+    InputError naming ``min_shape`` when the engine is batched but its profile refuses batch 1.
     """
     batching = all(t.shape[0] == -1 for t in (*meta.inputs, *meta.outputs))
     max_batch = meta.profile.max[0] if batching else 0
     if max_batch > 0 and meta.profile.min[0] > 1:
-        raise ValueError(f"--min-shape: Triton sends batches of 1 to {max_batch} to a batched model, but the engine's "
-                         f"profile starts at batch {meta.profile.min[0]}; build it with a --min-shape batch of 1")
+        raise InputError(f"Triton sends batches of 1 to {max_batch} to a batched model, but the engine's "
+                         f"profile starts at batch {meta.profile.min[0]}; build it with a min shape of batch 1",
+                         param="min_shape")
 
     def tensor(t: TensorInfo, image: bool = False) -> TritonTensor:
         return TritonTensor(t.name, DATA_TYPES[t.dtype], t.shape[1:] if batching else t.shape, image)

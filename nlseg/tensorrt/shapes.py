@@ -9,7 +9,7 @@ from nlseg.errors import InputError
 from nlseg.onnx.metadata import ModelMetadata
 
 Shape4 = tuple[int, int, int, int]
-FLAGS = {"min": "--min-shape", "opt": "--opt-shape", "max": "--max-shape"}
+PARAMS = {"min": "min_shape", "opt": "opt_shape", "max": "max_shape"}
 _AXES = ("batch", "channels", "height", "width")
 
 
@@ -47,7 +47,7 @@ def profile_shapes(metadata: ModelMetadata, min_shape: tuple[int, ...] | None = 
                    max_shape: tuple[int, ...] | None = None) -> ProfileShapes:
     """The profile from the flags; opt defaults to min, else batch 1 at the export's input size; min and max to opt.
 
-    InputError naming the flag for shapes that are not BxCxHxW, have the wrong channel count,
+    InputError naming the shape parameter for shapes that are not BxCxHxW, have the wrong channel count,
     are not ordered min <= opt <= max, or change an axis the export fixed.
     """
     c = metadata.config.in_channels
@@ -55,7 +55,8 @@ def profile_shapes(metadata: ModelMetadata, min_shape: tuple[int, ...] | None = 
     given = {"min": min_shape, "opt": opt_shape, "max": max_shape}
     for key, shape in given.items():
         if shape is not None and len(shape) != 4:
-            raise InputError(f"{FLAGS[key]}: expected BxCxHxW such as 1x{c}x{h}x{w}, got {'x'.join(map(str, shape))}")
+            raise InputError(f"expected BxCxHxW such as 1x{c}x{h}x{w}, got {'x'.join(map(str, shape))}",
+                             param=PARAMS[key])
     opt = tuple(opt_shape or min_shape or (1, c, h, w))
     shapes = {"opt": opt, "min": tuple(min_shape) if min_shape is not None else opt,
               "max": tuple(max_shape) if max_shape is not None else opt}
@@ -63,13 +64,13 @@ def profile_shapes(metadata: ModelMetadata, min_shape: tuple[int, ...] | None = 
     for key in sorted(shapes, key=lambda k: given[k] is None):  # a flag's own value is blamed first
         shape = shapes[key]
         if shape[1] != c:
-            raise InputError(f"{FLAGS[key]}: the model takes {c} input channels, got {shape[1]}")
+            raise InputError(f"the model takes {c} input channels, got {shape[1]}", param=PARAMS[key])
         for axis, value in zip(_AXES, shape):
             if axis in fixed and axis not in metadata.dynamic_axes and value != fixed[axis]:
-                raise InputError(f"{FLAGS[key]}: the export has a fixed {axis} of {fixed[axis]}, got {value}")
+                raise InputError(f"the export has a fixed {axis} of {fixed[axis]}, got {value}", param=PARAMS[key])
     for low, high in (("min", "opt"), ("opt", "max")):
         bad = [axis for axis, a, b in zip(_AXES, shapes[low], shapes[high]) if a > b]
         if bad:
-            raise InputError(f"{FLAGS[high]}: {'x'.join(map(str, shapes[high]))} is smaller than {FLAGS[low]} "
-                             f"{'x'.join(map(str, shapes[low]))} in {bad[0]}")
+            raise InputError(f"{'x'.join(map(str, shapes[high]))} is smaller than the {low} shape "
+                             f"{'x'.join(map(str, shapes[low]))} in {bad[0]}", param=PARAMS[high])
     return ProfileShapes(*(shapes[k] for k in ("min", "opt", "max")))  # type: ignore[arg-type]
