@@ -84,7 +84,7 @@ def train(
                                                   "training set (thesis Table 5.7).")] = 1.0,
     size: Size = None,
     crop: Annotated[Optional[str], typer.Option("--crop", help="HxW of the random training crops of street scenes "
-                                                "(default: the recipe's; camvid: 270x480 of 360x480).")] = None,
+                                                "(default: the recipe's; camvid: 224x384 of 360x480).")] = None,
     infer_size: Annotated[Optional[str], typer.Option("--infer-size", help="HxW the network runs at by default in "
                                                       "nlseg infer (default: --size).")] = None,
     class_weights: Annotated[Optional[bool], typer.Option("--class-weights/--no-class-weights", help="Weigh the loss "
