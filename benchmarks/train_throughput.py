@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nlseg.cli.options import NONLOCAL_CHOICES
 from nlseg.errors import InputError
 from nlseg.nn import ModelConfig, build_model
+from nlseg.nn.config import NONLOCAL_CHOICES
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.runtime.device import describe_device, resolve_device
 from nlseg.train.loop import autocast_for, labelled_count, summed_loss
@@ -179,7 +179,7 @@ def main() -> None:
     first: float | None = None
     rates: list[tuple[str, float]] = []
     for op in ops:
-        config = ModelConfig.from_preset("bdd100k", nonlocal_kernel=NONLOCAL_CHOICES[op])
+        config = ModelConfig.from_preset("bdd100k", nonlocal_kernel=op)
         for mode in modes:
             for batch in batches:
                 name = f"{'𝓛' if op == 'diffusion' else 'no 𝓛' if op == 'none' else op}, {mode.name}"

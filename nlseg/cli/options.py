@@ -117,21 +117,3 @@ def parse_hw(text: str | None, flag: str) -> tuple[int, int] | None:
         raise InputError(f"{flag}: expected HxW such as 90x160, got {text!r}")
     return size[0], size[1]
 
-
-# Transitional: `nlseg train` still declares the model flags itself (being edited for CamVid); it moves
-# to with_model_flags next, and these go.
-Model = _MODEL_FLAGS["model"]
-Blocks = _MODEL_FLAGS["blocks"]
-Channels = _MODEL_FLAGS["channels"]
-Nonlocal = _MODEL_FLAGS["nonlocal_op"]
-Layout = _MODEL_FLAGS["layout"]
-S = _MODEL_FLAGS["s"]
-Stages = _MODEL_FLAGS["stages"]
-Pool = _MODEL_FLAGS["pool"]
-H = _MODEL_FLAGS["h"]
-
-
-def model_config(dataset: str, model: str, blocks: str | None, channels: str | None, nonlocal_op: str | None,
-                 s: float | None, stages: int | None, pool: int | None, h: float | None, *,
-                 layout: str = "thesis") -> ModelConfig:
-    return ModelFlags(model, blocks, channels, nonlocal_op, layout, s, stages, pool, h).config(dataset)

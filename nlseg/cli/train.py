@@ -64,7 +64,9 @@ def show_warnings() -> None:
 
 
 @app.command()
+@opt.with_model_flags
 def train(
+    model_flags: opt.ModelFlags,
     dataset: DatasetArg,
     data_dir: DataDir = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: the recipe's; the "
@@ -91,19 +93,10 @@ def train(
                                                           "by median-frequency class balancing (default: off).")] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help=f"Learning-rate schedule: {', '.join(SCHEDULES)} "
                                                     "(default: the recipe's; camvid: poly).")] = None,
-    model: opt.Model = "hamiltonian",
-    blocks: opt.Blocks = None,
-    channels: opt.Channels = None,
-    nonlocal_op: opt.Nonlocal = None,
-    layout: opt.Layout = "thesis",
-    s: opt.S = None,
-    stages: opt.Stages = None,
-    pool: opt.Pool = None,
-    h: opt.H = None,
 ) -> None:
     """Train a network with the thesis recipe; writes config.json, metrics.jsonl, curves.png, last.pt, best.pt."""
     info = dataset_info(dataset)
-    config = opt.model_config(info.preset, model, blocks, channels, nonlocal_op, s, stages, pool, h, layout=layout)
+    config = model_flags.config(info.preset)
     image_size = segmentation_size(size, config.task, info.size or config.image_size, dataset)
     recipe = RECIPES[dataset]
     if schedule is not None and schedule not in SCHEDULES:
