@@ -19,20 +19,19 @@
 // gradients once, in float64, when they are written, so it cannot overflow float32 where the
 // result does not. Every constant (p, log_coef, zero_rtol, gain_b, offset_b) is a runtime
 // argument computed in Python from the kernel table nlseg/ops/kernels.py; this file holds no
-// formula constant.
-// Padding keys (beyond M, up to a multiple of KEY_MULTIPLE) carry ‖k‖² = +inf, which the zero
-// rule drops; padding query rows are handled here the same way.
+// formula constant. Padding keys (beyond M, up to a multiple of KEY_MULTIPLE) carry ‖k‖² = +inf,
+// which the zero rule drops; padding query rows are handled here the same way.
 //
 // Vectorised with GCC/Clang vector extensions (32-byte vectors: AVX2 ymm, or two SSE/NEON
 // registers); log2 and exp2 of float32 are polynomials (Cephes logf, exp2f) that the compiler
-// vectorises; float64 uses the C library. Threads: std::thread over query-row blocks.
+// vectorises; float64 uses the C library. Threads: PyTorch's OpenMP team (std::thread where
+// there is none) over blocks of query rows.
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <new>
 #include <thread>
 #include <vector>
 
