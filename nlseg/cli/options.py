@@ -20,8 +20,7 @@ from nlseg.nn.config import ARCHITECTURES, NONLOCAL_CHOICES, ModelConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
 
 # Library parameter / ModelConfig field -> the flag that sets it, where the two names differ.
-FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size",
-                         "imgsz": "--imgsz", "weights": "WEIGHTS"}
+FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size"}
 
 Dataset = Annotated[str, typer.Option("--dataset", help=f"Architecture preset: {', '.join(PRESETS)}.")]
 

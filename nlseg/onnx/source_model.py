@@ -82,7 +82,7 @@ def for_check(metadata: ModelMetadata, weights: Path | None) -> SourceModel:
             demo = demo_weights()
         except InputError:
             raise InputError(f"{origin.path}: the weights this model was exported from are not here "
-                             "(nor are the bundled weights); name the checkpoint") from None
+                             "(nor are the bundled weights); name the checkpoint", param="weights") from None
         source, what = from_checkpoint(demo), str(demo)
     if source.origin.sha256 != origin.sha256:
         fix = ("name the checkpoint it was exported from" if source.origin.source == "checkpoint" else
