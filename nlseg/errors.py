@@ -21,6 +21,7 @@ class InputError(ValueError):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.flag: str | None = None  # set by a command whose flag for ``param`` is not the usual one
 
     def __str__(self) -> str:
         return self.message if self.param is None else f"{self.param}: {self.message}"
@@ -29,5 +30,5 @@ class InputError(ValueError):
         """The message with ``param`` shown as the command-line flag ``flags`` maps it to (or ``--param``)."""
         if self.param is None:
             return self.message
-        flag = flags.get(self.param, "--" + self.param.replace("_", "-"))
+        flag = self.flag or flags.get(self.param, "--" + self.param.replace("_", "-"))
         return f"{flag}: {self.message}"

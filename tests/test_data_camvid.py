@@ -105,9 +105,9 @@ def test_both_layouts_read_with_void_ignored(tmp_path, segnet):
 def test_layout_errors_and_bad_labels(tmp_path):
     with pytest.raises(InputError, match="trainannot"):
         load_split("camvid", Request("train", tmp_path, SIZE, 1))
-    with pytest.raises(InputError, match="--data-dir"):
+    with pytest.raises(InputError, match="^data_dir: "):
         load_split("camvid", Request("train", None, SIZE, 1))
-    with pytest.raises(InputError, match="--split"):
+    with pytest.raises(InputError, match="^split: "):
         load_camvid(tmp_path, "trainval")
     write_camvid(tmp_path, True, {"train": 4})
     bad = np.full(SIZE, 12, np.uint8)  # 12 is neither a CamVid class nor void

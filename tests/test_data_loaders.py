@@ -158,7 +158,7 @@ def test_mostly_bad_or_missing_data_is_an_error(tmp_path):
     _pair(images, masks, "c", np.full((8, 8), 41, np.uint8))
     with pytest.raises(InputError, match="2 of 3 images have no usable mask"):
         load_pairs(folder_layout(tmp_path, "val"), (8, 8))
-    with pytest.raises(InputError, match="--data-dir"):
+    with pytest.raises(InputError, match="^data_dir: "):
         load_split("bdd100k", Request("val", None, (8, 8)))
 
 

@@ -83,6 +83,23 @@ def with_model_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def flag_names(**flags: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command's own flags for library parameters, e.g. ``flag_names(dataset="DATASET")`` where the
+    dataset is an argument: errors naming that parameter are shown under that name."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except InputError as exc:
+                exc.flag = flags.get(exc.param or "", exc.flag)
+                raise
+
+        return wrapper
+
+    return decorate
+
+
 def parse_ints(text: str | None, flag: str) -> tuple[int, ...] | None:
     """'6-6-6' -> (6, 6, 6); an InputError naming ``flag`` for anything else."""
     if text is None:

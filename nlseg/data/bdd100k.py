@@ -31,7 +31,7 @@ def bdd100k_layout(data_dir: Path, split: str) -> Layout:
             if (seg / "images").is_dir() and (seg / "labels").is_dir():
                 return Layout(seg / "images" / split, seg / "labels" / split,
                               f"{seg}/images/{split}/*.jpg with {seg}/labels/{split}/<name>_train_id.png")
-    raise InputError(f"--data-dir {data_dir}: no BDD100K semantic-segmentation data; expected {EXPECTED}")
+    raise InputError(f"{data_dir}: no BDD100K semantic-segmentation data; expected {EXPECTED}", param="data_dir")
 
 
 def with_unknown_class(split: Split) -> Split:

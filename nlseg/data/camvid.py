@@ -38,7 +38,7 @@ def camvid_layout(data_dir: Path, split: str) -> Layout:
         if (root / "images").is_dir() and (root / "labels").is_dir():
             return Layout(root / "images" / split, root / "labels" / split,
                           f"{root}/images/{split}/*.jpg with {root}/labels/{split}/*.png")
-    raise InputError(f"--data-dir {data_dir}: no CamVid {split} split; expected {EXPECTED.format(split=split)}")
+    raise InputError(f"{data_dir}: no CamVid {split} split; expected {EXPECTED.format(split=split)}", param="data_dir")
 
 
 def train_id_lut() -> torch.Tensor:
@@ -51,6 +51,6 @@ def train_id_lut() -> torch.Tensor:
 def load_camvid(data_dir: Path, split: str, size: tuple[int, int] = CAMVID_SIZE, workers: int = 4) -> Split:
     """``split`` of CamVid at ``size`` (H, W) as a 19-class :class:`Split` of train ids (void ignored)."""
     if split not in SPLITS:
-        raise InputError(f"--split: CamVid has {', '.join(SPLITS)}, not {split!r}")
+        raise InputError(f"CamVid has {', '.join(SPLITS)}, not {split!r}", param="split")
     raw = load_pairs(camvid_layout(data_dir, split), size, CAMVID_VOID + 1, workers)
     return Split(raw.images, train_id_lut()[raw.targets.long()], 19)

@@ -73,10 +73,10 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def dataset_info(name: str, flag: str = "DATASET") -> DatasetInfo:
-    """The :class:`DatasetInfo` of ``name``; InputError naming ``flag`` if unknown."""
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``name``; InputError naming the ``dataset`` parameter if unknown."""
     if name not in DATASETS:
-        raise InputError(f"{flag}: unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}", param="dataset")
     return DATASETS[name]
 
 
@@ -84,10 +84,10 @@ def load_split(name: str, request: Request) -> Split:
     """Load ``request.split`` of dataset ``name``; InputError if the data folder is missing or empty."""
     info = dataset_info(name)
     if request.data_dir is None and info.data_dir == "required":
-        raise InputError(f"--data-dir: {name} reads a local copy of the dataset; pass the folder that holds it")
+        raise InputError(f"{name} reads a local copy of the dataset; name the folder that holds it", param="data_dir")
     if request.data_dir is not None:
         if info.data_dir == "none":
-            raise InputError(f"--data-dir: {name} is generated in memory and reads no files")
+            raise InputError(f"{name} is generated in memory and reads no files", param="data_dir")
         if not request.data_dir.is_dir():
-            raise InputError(f"--data-dir {request.data_dir}: folder not found")
+            raise InputError(f"{request.data_dir}: folder not found", param="data_dir")
     return info.load(request)

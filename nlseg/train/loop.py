@@ -210,8 +210,8 @@ def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim
     mine = spec.to_dict()
     changed = sorted(k for k in set(stored) | set(mine) if stored.get(k) != mine.get(k))
     if changed:
-        raise InputError(f"--resume: {out} was started with other settings ({', '.join(changed)} differ); "
-                         "repeat the original flags, or start a new run with another --out")
+        raise InputError(f"{out} was started with other settings ({', '.join(changed)} differ); repeat the "
+                         "original settings, or start a new run in another folder", param="resume")
     module.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["rng"]["torch"])
@@ -251,8 +251,8 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
     best: dict[str, Any] = {"epoch": 0, "value": -math.inf}
     last = out / rundir.LAST
     if last.exists() and not resume:
-        raise InputError(f"--out {out}: already holds a run ({rundir.LAST}); pass --resume to continue it "
-                         "or choose another --out")
+        raise InputError(f"{out} already holds a run ({rundir.LAST}); resume it, or train into another folder",
+                         param="resume")
     if resume and last.exists():
         payload = _restore(out, spec, module, optimizer)
         history, best = list(payload["history"]), dict(payload["best"])

@@ -1,0 +1,192 @@
+"""``train`` and ``evaluate``: what ``nlseg train`` and ``nlseg eval`` run, callable from Python.
+
+Errors name the parameter that is wrong (``InputError.param``); the command line shows it as
+the flag of the same name (``batch_size`` → ``--batch-size``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from nlseg.checkpoint import load_model
+from nlseg.data.registry import Request, dataset_info, load_split
+from nlseg.data.synthetic import COUNTS
+from nlseg.errors import InputError
+from nlseg.nn.config import ModelConfig
+from nlseg.runtime.device import resolve_device
+from nlseg.train import distributed
+from nlseg.train.distributed import Context
+from nlseg.train.loop import RunSpec, evaluate as evaluate_split, fit, median_summary
+from nlseg.train.recipe import RECIPES, SCHEDULES
+from nlseg.train.rundir import write_json
+
+Size = tuple[int, int]
+
+
+def _size(value: Sequence[int] | None, param: str, task: str, dataset: str, default: Size) -> Size:
+    """A segmentation set's (H, W) for ``param`` (``default`` when None); refused for fixed-size datasets."""
+    if value is None:
+        return default
+    if task != "segment" or dataset == "qtips-seg":
+        raise InputError(f"{dataset} images have a fixed size ({default[0]}x{default[1]})", param=param)
+    size = tuple(int(v) for v in value)
+    if len(size) != 2 or min(size) <= 0:
+        raise InputError(f"expected (height, width) of positive integers, got {tuple(value)}", param=param)
+    return size[0], size[1]
+
+
+def train(
+    dataset: str,
+    config: ModelConfig | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    size: Size | None = None,
+    crop: Size | None = None,
+    infer_size: Size | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    schedule: str | None = None,
+    class_weights: bool | None = None,
+    seeds: Sequence[int] = (0,),
+    seed_dirs: bool = False,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | None = "auto",
+    workers: int = 4,
+    train_fraction: float = 1.0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``config`` (default: the dataset's thesis architecture) on ``dataset`` with its recipe.
+
+    ``size``: the training frames' (H, W) of segmentation sets; ``crop``: random training crops of
+    street scenes; ``infer_size``: the input size recorded for inference (default ``size``).
+    ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights`` override the recipe. One run
+    per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
+    median in ``out/seeds.json``. Under torchrun each process trains its shard (DDP).
+    Returns ``{"histories": {seed: rows}, "median": …}`` (median only with ``seed_dirs``).
+    """
+    info = dataset_info(dataset)
+    config = config if config is not None else ModelConfig.from_preset(info.preset)
+    image_size = _size(size, "size", config.task, dataset, info.size or config.image_size)
+    recipe = RECIPES[dataset]
+    if schedule is not None and schedule not in SCHEDULES:
+        raise InputError(f"expected one of {', '.join(SCHEDULES)}, got {schedule!r}", param="schedule")
+    for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size)):
+        if value is not None and (config.task != "segment" or dataset == "qtips-seg"):
+            raise InputError(f"for street-scene segmentation sets, not {dataset}", param=param)
+    crop_size = _size(crop, "crop", config.task, dataset, image_size) if crop is not None else recipe.crop
+    if crop is None and crop_size is not None and info.size is not None and image_size != info.size:
+        crop_size = (round(crop_size[0] * image_size[0] / info.size[0]), round(crop_size[1] * image_size[1] / info.size[1]))
+    for param, value, ok in (("epochs", epochs, epochs is None or epochs >= 1),
+                             ("batch_size", batch_size, batch_size is None or batch_size >= 1),
+                             ("lr", lr, lr is None or lr > 0),
+                             ("train_fraction", train_fraction, 0 < train_fraction <= 1),
+                             ("workers", workers, workers >= 1),
+                             ("seeds", list(seeds), len(seeds) > 0 and min(seeds) >= 0 and len(set(seeds)) == len(seeds))):
+        if not ok:
+            raise InputError(f"invalid value {value}", param=param)
+    recipe = replace(recipe, crop=crop_size, schedule=schedule or recipe.schedule,
+                     class_weights=recipe.class_weights if class_weights is None else class_weights,
+                     **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
+    # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
+    config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset, image_size))
+    root = Path(out) if out is not None else Path("runs") / dataset
+    folder = None if data_dir is None else Path(data_dir)
+    ctx = distributed.setup(device or "auto")
+    log = log if ctx.is_main else (lambda _: None)
+    try:
+        if recipe.batch_size < ctx.world:
+            raise InputError(f"{recipe.batch_size} is smaller than the {ctx.world} processes", param="batch_size")
+        request = Request("train", folder, image_size, workers)
+        if dataset == "synthetic" and folder is None:
+            log(f"rendering {COUNTS['train']} + {COUNTS['val']} synthetic scenes at {image_size[0]}x{image_size[1]} "
+                f"with {workers} processes (to render once: nlseg synth DIR, then --data-dir DIR) ...")
+        else:
+            log(f"loading {dataset} ({'generated' if folder is None else folder}) ...")
+        train_split = load_split(dataset, request)
+        val_split = load_split(dataset, replace(request, split="val"))
+        if train_split.task != config.task:
+            raise InputError(f"a {config.task} network cannot train on {dataset} ({train_split.task})", param="model")
+        decay = (f"with ×{recipe.gamma} after epochs {list(recipe.milestone_epochs())}" if recipe.schedule == "step"
+                 else f"with {recipe.schedule} decay")
+        log(f"{dataset}: {len(train_split)} training and {len(val_split)} validation images "
+            f"{train_split.image_size[0]}x{train_split.image_size[1]}; {ctx.world} process(es) on {ctx.device}; "
+            f"lr {recipe.lr} {decay} over {recipe.epochs} epochs")
+        histories = {}
+        for seed in seeds:
+            spec = RunSpec(dataset, None if folder is None else str(folder.resolve()), image_size, config,
+                           recipe, seed, train_fraction)
+            histories[seed] = fit(spec, train_split, val_split, root / f"seed-{seed}" if seed_dirs else root, ctx,
+                                  resume, info.class_names, log, info.scored_as)
+        result: dict[str, Any] = {"histories": histories}
+        if seed_dirs and ctx.is_main:
+            summary = median_summary(histories)
+            write_json(root / "seeds.json", summary)
+            result["median"] = summary["median"]
+        return result
+    finally:
+        distributed.teardown()
+
+
+def evaluate(
+    checkpoint: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    split: str = "val",
+    size: Size | None = None,
+    noise_sigma: float = 0.0,
+    batch_size: int = 16,
+    device: str | None = "auto",
+    workers: int = 4,
+) -> dict[str, Any]:
+    """Scores of a training checkpoint on ``split`` of its dataset (or ``dataset`` / ``data_dir``).
+
+    Classification: accuracy. Segmentation: pixel accuracy, mIoU and per-class IoU (in the
+    dataset's own classes: CamVid's 11 for a 19-class network), and the thesis's soft IoU.
+    ``noise_sigma`` adds N(0, σ²) to the [0, 1] inputs (thesis Table 5.6).
+    """
+    if noise_sigma < 0:
+        raise InputError(f"must be >= 0, got {noise_sigma}", param="noise_sigma")
+    if batch_size < 1:
+        raise InputError(f"need at least 1, got {batch_size}", param="batch_size")
+    model, config, payload = load_model(checkpoint)
+    meta = payload.get("meta", {})
+    mean = payload.get("input_mean")
+    if not isinstance(mean, torch.Tensor):
+        raise InputError(f"{checkpoint}: no input_mean entry (not written by nlseg train)")
+    name = dataset or meta.get("dataset")
+    if name is None:
+        raise InputError(f"{checkpoint} does not name its dataset; name one", param="dataset")
+    info = dataset_info(name)
+    if split not in info.splits:
+        raise InputError(f"{name} has {' and '.join(info.splits)}, not {split!r}", param="split")
+    folder = Path(data_dir) if data_dir is not None else None
+    if folder is None and dataset is None and meta.get("data_dir"):
+        folder = Path(meta["data_dir"])
+    # Its training frames' size; on another dataset with frames of its own size (CamVid), those.
+    trained_size = tuple(meta.get("image_size", config.image_size))
+    default = info.size if info.size and name != meta.get("dataset") else trained_size
+    data = load_split(name, Request(split, folder, _size(size, "size", config.task, name, default), workers))
+    if data.task != config.task or data.num_classes != config.num_classes:
+        raise InputError(f"{checkpoint} is a {config.num_classes}-class {config.task} network; "
+                         f"{name} is a {data.num_classes}-class {data.task} set", param="dataset")
+    ctx = Context(0, 1, resolve_device(device))
+    # Noise its recipe draws every epoch (Q-tips: σ = 0.3, clipped): here one fixed draw of it.
+    recipe = payload.get("run", {}).get("recipe", {})
+    input_noise = float(recipe.get("input_noise", 0.0)) if name == meta.get("dataset") else 0.0
+    scores = evaluate_split(model.to(ctx.device), data, mean, batch_size, ctx, noise_sigma, per_class=True,
+                            groups=info.scored_as, input_noise=input_noise)
+    result = {"checkpoint": str(checkpoint), "dataset": name, "split": split, "images": len(data),
+              "noise_sigma": noise_sigma, "input_noise": input_noise, **scores}
+    class_names = (info.scored_as.names if info.scored_as else info.class_names) or tuple(
+        str(i) for i in range(config.num_classes))
+    if "per_class_iou" in result:
+        result["per_class_iou"] = dict(zip(class_names, result["per_class_iou"]))
+    return result
