@@ -30,6 +30,7 @@ import time
 
 import torch
 
+from nlseg.ops.omega import KernelParams
 from nlseg.ops.reference import pairwise_reference
 
 # (forward, gradient) relative-error limits, max |error| / max |reference|.
@@ -65,10 +66,10 @@ def check_case(kernel: str, s: float, dtype: torch.dtype, shape: tuple[int, ...]
     base = random_inputs(*shape, seed=seed, coincide=min(20, shape[2] // 2))
     mine = [t.to(dtype).requires_grad_() for t in base]
     weight = torch.randn(shape[0], shape[1], shape[4], device="cuda", dtype=torch.float64)
-    u = fused_update(*mine, kernel, s=s, fp32_precision=fp32_precision)
+    u = fused_update(*mine, KernelParams(kernel, s=s), fp32_precision=fp32_precision)
     (u.double() * weight).sum().backward()
     ref = [t.detach().double().requires_grad_() for t in mine]
-    u_ref = pairwise_reference(*ref, kernel, s=s)
+    u_ref = pairwise_reference(*ref, KernelParams(kernel, s=s))
     (u_ref * weight).sum().backward()
     fwd = rel_err(u, u_ref)
     grad = max(rel_err(a.grad, b.grad) for a, b in zip(mine, ref))
@@ -162,7 +163,7 @@ def launch_aot_ptx() -> bool:
         function(k.grid(theta.shape[0], theta.shape[1])[:2], (k.threads_per_block,), tuple(args),
                  shared_mem=k.shared_mem)
         cupy.cuda.runtime.deviceSynchronize()
-        expected = pairwise_reference(*(t.double() for t in (theta, phi, values, x)), kernel)
+        expected = pairwise_reference(*(t.double() for t in (theta, phi, values, x)), KernelParams(kernel))
         err = rel_err(out, expected)
         passed = err < TOLERANCES[dtype][0]
         ok &= passed
@@ -182,7 +183,7 @@ def section_tiles() -> None:
     print("## 3. Tile sweep, bfloat16 frac, 180x320 (N 57,600, M 6,420)\n")
     theta, phi, values, x = (t.to(torch.bfloat16) for t in random_inputs(1, 57600, 6420, 32, 64, seed=3))
     p = prepare_inputs(theta, phi, values, x)
-    spec = fused_spec("frac", 0.5, 0.1, 2, torch.float32)
+    spec = fused_spec(KernelParams("frac", 0.5, 0.1, 2), torch.float32)
     grad = torch.randn_like(p.x)
     print("| pass | rows × cols, warps, stages | ms | pairs/s | |")
     print("|---|---|---:|---:|---|")

@@ -1,7 +1,7 @@
 """Time and peak memory of the pairwise-update implementations on Nonlocal-Block shapes.
 
 Query grids 90x160 … 720x1280 (N positions; any HxW may be given), keys pooled with pool 3
-(M = ⌈H/3⌉·⌈W/3⌉), C' = 32, C = 64, batch 1 (DESIGN §3). Each case runs in a fresh process
+(M = ⌈H/3⌉·⌈W/3⌉), C' = 32, C = 64, batch 1 (docs/design.md §3). Each case runs in a fresh process
 so its peak memory is its own (CUDA: max_memory_allocated; CPU: peak RSS above the process's
 RSS before the call). Cases whose formed N×M matrix would not fit, or with more pairs than
 --max-pairs, are listed as skipped with the reason. Prints a Markdown table.
@@ -9,7 +9,7 @@ RSS before the call). Cases whose formed N×M matrix would not fit, or with more
 Variants: the formed and chunked reference, the associative dot, the fused Triton kernel
 (impl="triton"), and torch's scaled_dot_product_attention on the same shapes (one head:
 query N×C', key M×C', value M×C) as a yardstick. "SFU bound" is the fraction of the
-special-function-unit ceiling, about 4e12 ops/s on H100/H200 (DESIGN §3), given the
+special-function-unit ceiling, about 4e12 ops/s on H100/H200 (docs/design.md §3), given the
 special-function ops per pair (1 rsqrt, 1 log2, or log2 + exp2; softmax: 1 exp2).
 
     python benchmarks/pairwise.py                       # CPU, the sizes that fit
@@ -31,13 +31,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from nlseg.ops import pairwise_update
+from nlseg.ops import KernelParams, pairwise_update
 from nlseg.ops.reference import pairwise_reference
 from nlseg.runtime.device import describe_device
 
 GRIDS = {"90x160": (90, 160), "180x320": (180, 320), "360x640": (360, 640), "720x1280": (720, 1280)}
 POOL, C_EMBED, C_VALUE = 3, 32, 64
-SFU_OPS_PER_S = 4e12  # special-function unit ceiling of H100/H200 (DESIGN §3)
+SFU_OPS_PER_S = 4e12  # special-function unit ceiling of H100/H200 (docs/design.md §3)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def fused(kernel: str, s: float = 0.5, fp32_precision: str | None = None) -> Cal
     def call(t: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         from nlseg.ops.fused.function import fused_update  # imports triton: only in the case's process
 
-        return fused_update(t, p, v, x, kernel, s=s, fp32_precision=fp32_precision)
+        return fused_update(t, p, v, x, KernelParams(kernel, s=s), fp32_precision=fp32_precision)
 
     return call
 
@@ -91,10 +91,10 @@ def sdpa_flash(t: torch.Tensor, p: torch.Tensor, v: torch.Tensor, x: torch.Tenso
 
 VARIANTS = [
     Variant("dot, N×M formed", "dot",
-            lambda t, p, v, x: pairwise_reference(t, p, v, x, "dot", max_chunk_elements=None), True),
+            lambda t, p, v, x: pairwise_reference(t, p, v, x, KernelParams("dot"), max_chunk_elements=None), True),
     Variant("dot, associative", "dot", lambda t, p, v, x: pairwise_update(t, p, v, x, "dot", impl="associative"), False),
     Variant("frac, N×M formed", "frac",
-            lambda t, p, v, x: pairwise_reference(t, p, v, x, "frac", max_chunk_elements=None), True),
+            lambda t, p, v, x: pairwise_reference(t, p, v, x, KernelParams("frac"), max_chunk_elements=None), True),
     Variant("frac, reference (chunked)", "frac",
             lambda t, p, v, x: pairwise_update(t, p, v, x, "frac", impl="reference"), False),
     Variant("invfrac, reference (chunked)", "invfrac",

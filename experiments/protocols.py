@@ -18,7 +18,7 @@ from typing import Any
 
 from nlseg.data import qtips as qt
 from nlseg.nn.config import ModelConfig
-from nlseg.ops.kernels import EULER_GAMMA
+from nlseg.ops.omega import EULER_GAMMA
 from nlseg.train.recipe import Recipe
 
 QTIPS_DATASETS = ("qtips", "qtips-seg")

@@ -39,7 +39,7 @@ from nlseg.data.split import Split
 from nlseg.errors import InputError
 from nlseg.nn.baselines import BASELINES
 from nlseg.nn.config import ModelConfig, build_model
-from nlseg.ops.kernels import EULER_GAMMA
+from nlseg.ops.omega import EULER_GAMMA
 from nlseg.train import rundir
 from nlseg.runtime.device import cpu_model, resolve_device
 from nlseg.train.distributed import Context

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nlseg.nn import HamiltonianBlock, LeapfrogBlock, MidpointBlock, NonlocalBlock, NonlocalConfig, Unit
-from nlseg.ops import KERNELS
+from nlseg.ops import KERNELS, KernelParams
 from tests.formulas import naive_update
 
 
@@ -61,7 +61,7 @@ def test_leapfrog_two_step_and_first_step():
     k = block.conv.weight
     force = F.conv_transpose2d(F.relu(block.bn(F.conv2d(y, k, padding=1))), k, padding=1)
     torch.testing.assert_close(block(y, y_prev), 2 * y - y_prev - 0.01 * force)
-    torch.testing.assert_close(block(y), y - 0.01 * force)  # Y_{-1} = Y_0, DESIGN §2.1
+    torch.testing.assert_close(block(y), y - 0.01 * force)  # Y_{-1} = Y_0, docs/design.md §2.1
 
 
 def test_midpoint_uses_antisymmetric_operator_and_euler_start():
@@ -81,7 +81,7 @@ def test_midpoint_uses_antisymmetric_operator_and_euler_start():
 def test_unit_passes_the_previous_state_and_restarts_after_nonlocal():
     torch.manual_seed(4)
     b1, b2, b3 = (LeapfrogBlock(4, h=0.1).double().eval() for _ in range(3))
-    nl = NonlocalBlock(4, NonlocalConfig("dot", pool=0)).double().eval()
+    nl = NonlocalBlock(4, NonlocalConfig(KernelParams("dot"), pool=0)).double().eval()
     unit = Unit([b1, b2, nl, b3]).eval()
     x = torch.randn(1, 4, 5, 5, dtype=torch.float64)
     y1 = b1(x)
@@ -94,7 +94,7 @@ def test_unit_passes_the_previous_state_and_restarts_after_nonlocal():
 @pytest.mark.parametrize("pool", [0, 2, 3])
 @pytest.mark.parametrize("size", [(1, 1), (5, 7), (9, 16), (31, 17)])
 def test_nonlocal_block_preserves_shape(kernel, pool, size):
-    block = NonlocalBlock(6, NonlocalConfig(kernel, pool=pool)).eval()
+    block = NonlocalBlock(6, NonlocalConfig(KernelParams(kernel), pool=pool)).eval()
     x = torch.randn(2, 6, *size)
     out = block(x)
     assert out.shape == x.shape and torch.isfinite(out).all()
@@ -104,7 +104,7 @@ def test_nonlocal_block_preserves_shape(kernel, pool, size):
 def test_nonlocal_block_stages(stages):
     """B_k = X + h 𝒦_k(u(B_{k−1})) with ω from the block input (4.1)."""
     torch.manual_seed(5)
-    block = NonlocalBlock(4, NonlocalConfig("frac", stages=stages, pool=2), h=0.07).double().eval()
+    block = NonlocalBlock(4, NonlocalConfig(KernelParams("frac"), stages=stages, pool=2), h=0.07).double().eval()
     assert len(block.stages) == stages
     x = torch.randn(1, 4, 6, 5, dtype=torch.float64)
     theta = block.theta(x).flatten(2).transpose(1, 2)
@@ -119,11 +119,11 @@ def test_nonlocal_block_stages(stages):
 
 def test_nonlocal_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown pairwise kernel"):
-        NonlocalConfig("cosine")
+        NonlocalConfig(KernelParams("cosine"))
     with pytest.raises(ValueError, match="at least one stage"):
-        NonlocalConfig("dot", stages=0)
+        NonlocalConfig(KernelParams("dot"), stages=0)
     with pytest.raises(ValueError, match="pool size"):
-        NonlocalConfig("dot", pool=-1)
+        NonlocalConfig(KernelParams("dot"), pool=-1)
 
 
 def test_hamiltonian_block_needs_even_channels():

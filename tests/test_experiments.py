@@ -229,7 +229,7 @@ def test_cli_writes_markdown_png_and_json(tmp_path, capsys):
 def test_protocols_change_what_the_text_and_the_code_disagree_on():
     from experiments.protocols import AUTHORS, DIFFERENCES, THESIS_TEXT
     from experiments.runner import recipe_for
-    from nlseg.ops.kernels import EULER_GAMMA
+    from nlseg.ops.omega import EULER_GAMMA
 
     full = EXPERIMENTS["qtips"].settings["full"]
     text = network_config(NETWORKS["log"], "qtips", full, THESIS_TEXT)

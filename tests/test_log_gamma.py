@@ -4,6 +4,7 @@ implementation, against the float64 formulas; dispatch, model config, checkpoint
 from __future__ import annotations
 
 import zlib
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,8 +14,8 @@ from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig, build_model
 from nlseg.nn.nonlocal_block import PairwiseOperator
 from nlseg.onnx.lowering import lower_model, lowered_operator
-from nlseg.ops import IMPLEMENTATIONS, default_implementation, pairwise_update
-from nlseg.ops.kernels import EULER_GAMMA
+from nlseg.ops import IMPLEMENTATIONS, KernelParams, default_implementation, pairwise, pairwise_update
+from nlseg.ops.omega import EULER_GAMMA
 from nlseg.ops.reference import pairwise_reference
 from tests.formulas import GAMMA, authors_log_gamma, authors_log_weight, naive_update
 
@@ -69,22 +70,37 @@ def test_every_implementation_matches_the_formula(convention, scale):
 def test_reference_gradients_with_the_authors_constant():
     theta, phi, values, x = (t.requires_grad_() for t in inputs(3, b=1, n_q=7, m=5, c_embed=3, c=2, coincide=False))
     assert torch.autograd.gradcheck(
-        lambda *a: pairwise_reference(*a, "log", log_gamma=AUTHORS, max_chunk_elements=10), (theta, phi, values, x))
+        lambda *a: pairwise_reference(*a, KernelParams("log", log_gamma=AUTHORS), max_chunk_elements=10),
+        (theta, phi, values, x))
 
 
-def test_fast_paths_that_fix_euler_gamma_are_never_picked_and_refuse_other_constants():
-    fixed = [name for name, impl in IMPLEMENTATIONS.items() if not impl.takes_log_gamma and "log" in impl.kernels]
+def test_every_fast_path_takes_the_constant():
+    """The C++ kernel and the fused Triton kernel (where installed) take γ as a value: each is the default
+    for the authors' constant as for Euler's γ (dot and gaussian: no constant, no difference)."""
+    assert all(impl.takes_log_gamma for impl in IMPLEMENTATIONS.values())
     for device in ("cpu", "cuda"):
         for dtype in (torch.float32, torch.bfloat16):
-            picked = default_implementation("log", torch.device(device), dtype, AUTHORS)
-            assert IMPLEMENTATIONS[picked].takes_log_gamma
-            # Euler's γ keeps the fast default; other kernels ignore the constant.
-            assert default_implementation("frac", torch.device(device), dtype, AUTHORS) == \
-                default_implementation("frac", torch.device(device), dtype)
+            for kernel in ("log", "frac", "dot"):
+                euler = default_implementation(KernelParams(kernel), torch.device(device), dtype)
+                assert default_implementation(KernelParams("log", log_gamma=AUTHORS) if kernel == "log" else
+                                              KernelParams(kernel), torch.device(device), dtype) == euler
+
+
+def test_fast_paths_that_fix_euler_gamma_are_never_picked_and_refuse_other_constants(monkeypatch):
+    """An implementation registered with takes_log_gamma=False (here the C++ kernel, re-registered so) is
+    not the default for another constant and refuses it when asked for; Euler's γ keeps it."""
+    cpu_kernel = IMPLEMENTATIONS["cpu"]
+    euler_only = pairwise.Implementation(cpu_kernel.fn, cpu_kernel.kernels, takes_log_gamma=False)
+    monkeypatch.setitem(pairwise.IMPLEMENTATIONS, "cpu", euler_only)
+    monkeypatch.setattr(pairwise, "CPU_KERNEL", SimpleNamespace(failed=False))  # as if built, compiler or not
+    cpu = torch.device("cpu")
+    assert default_implementation(KernelParams("log", log_gamma=AUTHORS), cpu, torch.float32) == "reference"
+    assert default_implementation(KernelParams("log"), cpu, torch.float32) == "cpu"
     theta, phi, values, x = inputs(4, dtype=torch.float32)
-    for name in fixed:
-        with pytest.raises(ValueError, match="Euler's γ only"):
-            pairwise_update(theta, phi, values, x, "log", log_gamma=AUTHORS, impl=name)
+    with pytest.raises(ValueError, match="Euler's γ only"):
+        pairwise_update(theta, phi, values, x, "log", log_gamma=AUTHORS, impl="cpu")
+    expected = naive_update(*(t.double() for t in (theta, phi, values, x)), "log", log_gamma=AUTHORS)
+    assert rel_err(pairwise_update(theta, phi, values, x, "log", log_gamma=AUTHORS), expected) < 1e-4
     with pytest.raises(ValueError, match="finite"):
         pairwise_update(theta, phi, values, x, "log", log_gamma=float("nan"))
 
@@ -97,11 +113,11 @@ def test_model_config_carries_the_constant_and_old_configs_load_as_euler(tmp_pat
     assert ModelConfig.from_dict(old).log_gamma == EULER_GAMMA
     model = build_model(config)
     ops = [m for m in model.modules() if isinstance(m, PairwiseOperator)]
-    assert ops and all(op.log_gamma == AUTHORS for op in ops)
+    assert ops and all(op.params.log_gamma == AUTHORS for op in ops)
     save_checkpoint(tmp_path / "m.pt", model, config)
     loaded, loaded_config, _ = load_model(tmp_path / "m.pt")
     assert loaded_config.log_gamma == AUTHORS
-    assert all(op.log_gamma == AUTHORS for op in loaded.modules() if isinstance(op, PairwiseOperator))
+    assert all(op.params.log_gamma == AUTHORS for op in loaded.modules() if isinstance(op, PairwiseOperator))
 
 
 def test_model_config_rejects_a_constant_without_the_log_kernel():
@@ -115,7 +131,7 @@ def test_model_config_rejects_a_constant_without_the_log_kernel():
 
 
 def test_portable_export_form_carries_the_constant_and_the_plugin_refuses_it():
-    op = PairwiseOperator("log", log_gamma=AUTHORS)
+    op = PairwiseOperator(KernelParams("log", log_gamma=AUTHORS))
     theta, phi, values, x = inputs(5)
     portable = lowered_operator(op, "portable")
     expected = naive_update(theta, phi, values, x, "log", log_gamma=AUTHORS)
@@ -123,4 +139,4 @@ def test_portable_export_form_carries_the_constant_and_the_plugin_refuses_it():
     with pytest.raises(InputError, match="Euler's γ only") as err:
         lower_model(torch.nn.Sequential(op), "plugin")
     assert err.value.param == "graph"
-    lowered_operator(PairwiseOperator("log"), "plugin")  # Euler's γ: the plugin's kernel
+    lowered_operator(PairwiseOperator(KernelParams("log")), "plugin")  # Euler's γ: the plugin's kernel

@@ -12,6 +12,7 @@ from nlseg.nn.nonlocal_block import NonlocalBlock, NonlocalConfig
 from nlseg.onnx.export import trace_module
 from nlseg.onnx.lowering import lower_model
 from nlseg.onnx.ort_op import custom_op_available, open_session
+from nlseg.ops import KernelParams
 
 CHANNELS = 6
 CASES = [(kernel, pool, stages) for kernel, stages in (("dot", 1), ("gaussian", 1), ("frac", 2), ("invfrac", 1), ("log", 1))
@@ -23,8 +24,9 @@ class Blocks(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(NonlocalBlock(CHANNELS, NonlocalConfig(k, s=0.4, stages=st, pool=p), h=1.0)
-                                    for k, p, st in CASES)
+        self.blocks = nn.ModuleList(
+            NonlocalBlock(CHANNELS, NonlocalConfig(KernelParams(k, s=0.4), stages=st, pool=p), h=1.0)
+            for k, p, st in CASES)
 
     def forward(self, x):
         return tuple(block(x) for block in self.blocks)

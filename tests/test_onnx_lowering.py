@@ -13,6 +13,7 @@ from nlseg.onnx.custom_op import DOMAIN, INPUTS, OP_TYPE
 from nlseg.onnx.export import trace_module
 from nlseg.onnx.lowering import lower_model, lowered_operator
 from nlseg.onnx.ort_op import custom_op_available, open_session
+from nlseg.ops import KernelParams
 from tests.formulas import naive_update
 
 KERNELS = [("dot", 0.5), ("gaussian", 0.5), ("frac", 0.25), ("frac", 0.5), ("frac", 0.75),
@@ -28,7 +29,7 @@ class AllKernels(nn.Module):
 
     def __init__(self, form: str | None) -> None:
         super().__init__()
-        ops = [PairwiseOperator(k, s) for k, s in KERNELS]
+        ops = [PairwiseOperator(KernelParams(k, s)) for k, s in KERNELS]
         self.ops = nn.ModuleList(ops if form is None else [lowered_operator(op, form) for op in ops])
 
     def forward(self, theta, phi, values, x):
@@ -117,7 +118,7 @@ def test_other_opsets(tmp_path, opset):
 
 
 def test_lowering_leaves_the_model_alone():
-    op = PairwiseOperator("frac")
+    op = PairwiseOperator(KernelParams("frac"))
     net = nn.Sequential(nn.Identity(), nn.ModuleDict({"p": op}))
     lowered = lower_model(net, "plugin")
     assert net[1]["p"] is op and type(lowered[1]["p"]).__name__ == "PluginPairwise"

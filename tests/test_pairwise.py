@@ -7,7 +7,7 @@ import zlib
 import pytest
 import torch
 
-from nlseg.ops import IMPLEMENTATIONS, pairwise_update
+from nlseg.ops import IMPLEMENTATIONS, KernelParams, pairwise_update
 from nlseg.ops.associative import pairwise_associative
 from nlseg.ops.reference import pairwise_reference
 from tests.formulas import naive_update
@@ -49,9 +49,9 @@ def test_every_implementation_matches_the_formula(kernel, s, shape):
 @pytest.mark.parametrize("kernel", ["dot", "gaussian", "frac", "invfrac", "log"])
 def test_chunking_does_not_change_the_result(kernel):
     theta, phi, values, x = random_inputs(2, 53, 17, 6, 4)
-    whole = pairwise_reference(theta, phi, values, x, kernel, max_chunk_elements=None)
+    whole = pairwise_reference(theta, phi, values, x, KernelParams(kernel), max_chunk_elements=None)
     for elements in (1, 17, 100, 10_000):
-        part = pairwise_reference(theta, phi, values, x, kernel, max_chunk_elements=elements)
+        part = pairwise_reference(theta, phi, values, x, KernelParams(kernel), max_chunk_elements=elements)
         torch.testing.assert_close(part, whole, rtol=1e-12, atol=1e-14)
 
 
@@ -123,21 +123,21 @@ def test_gradcheck(kernel, s):
 def test_gradcheck_through_recomputed_chunks(kernel):
     theta, phi, values, x = random_inputs(1, 9, 4, 3, 2)
     inputs = tuple(t.clone().requires_grad_() for t in (theta, phi, values, x))
-    fn = lambda *a: pairwise_reference(*a, kernel, max_chunk_elements=8)  # noqa: E731
+    fn = lambda *a: pairwise_reference(*a, KernelParams(kernel), max_chunk_elements=8)  # noqa: E731
     assert torch.autograd.gradcheck(fn, inputs)
 
 
 def test_gradcheck_associative():
     theta, phi, values, x = random_inputs(2, 8, 5, 3, 4)
     inputs = tuple(t.clone().requires_grad_() for t in (theta, phi, values, x))
-    assert torch.autograd.gradcheck(lambda *a: pairwise_associative(*a, "dot", lam=0.3), inputs)
+    assert torch.autograd.gradcheck(lambda *a: pairwise_associative(*a, KernelParams("dot", lam=0.3)), inputs)
 
 
 def test_associative_equals_formed_matrix():
     g = torch.Generator().manual_seed(3)
     theta, phi, values, x = random_inputs(3, 200, 23, 16, 32, generator=g)
-    formed = pairwise_reference(theta, phi, values, x, "dot", lam=0.7, max_chunk_elements=None)
-    associative = pairwise_associative(theta, phi, values, x, "dot", lam=0.7)
+    formed = pairwise_reference(theta, phi, values, x, KernelParams("dot", lam=0.7), max_chunk_elements=None)
+    associative = pairwise_associative(theta, phi, values, x, KernelParams("dot", lam=0.7))
     torch.testing.assert_close(associative, formed, rtol=1e-12, atol=1e-12)
 
 

@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from nlseg.nn.nonlocal_block import PairwiseOperator
-from nlseg.ops import pairwise, pairwise_update
+from nlseg.ops import KernelParams, pairwise, pairwise_update
 from nlseg.ops.cpu import build, function
 from nlseg.ops.cpu.build import KernelBuildWarning, KernelLibrary
 from nlseg.ops.fused.spec import fused_spec
-from nlseg.ops.kernels import distance_weight
+from nlseg.ops.omega import distance_weight
 from nlseg.ops.pairwise import default_implementation
 from nlseg.ops.reference import pairwise_reference
 from tests.formulas import GAMMA, authors_log_gamma, naive_update
@@ -127,7 +127,7 @@ def test_float64_forward_and_gradients_match_the_formula(kernel, s):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_every_exponent_mode_matches_the_formula(kernel, s, n, mode, dtype):
     modes = {"quarters": function.MODE_POWER_QUARTERS, "real": function.MODE_POWER_REAL, "log": function.MODE_LOG_KERNEL}
-    args = function.kernel_args(fused_spec(kernel, s, 0.1, n, torch.float32), build.LIBRARY.load())
+    args = function.kernel_args(fused_spec(KernelParams(kernel, s, 0.1, n), torch.float32), build.LIBRARY.load())
     assert args.mode == modes[mode]
     inputs = random_inputs((2, 29, 21, 5, 4), seed_of("modes", kernel, s, n))
     check_against_oracle(inputs, kernel, s, dtype=dtype, n=n)
@@ -246,9 +246,10 @@ def test_backward_keeps_no_pairwise_matrix():
 @pytest.mark.parametrize("kernel,s,log_gamma", [(k, s, GAMMA) for k, s in KERNEL_S] + [("log", 0.5, authors_log_gamma())])
 def test_kernel_constants_agree_with_the_kernel_table(kernel, s, log_gamma):
     """gain_b·ω'(d'²) + offset_b (what the C++ kernel and this module compute) is
-    nlseg.ops.kernels.distance_weight at d² = 4^l·d'², for scales 2^l of both signs."""
+    nlseg.ops.omega.distance_weight at d² = 4^l·d'², for scales 2^l of both signs."""
     log2_scale = torch.tensor([-7.0, 0.0, 5.0], dtype=torch.float64)
-    spec = function.cpu_spec(kernel, s, 0.1, 2, torch.float64, log_gamma)
+    params = KernelParams(kernel, s, 0.1, 2, log_gamma)
+    spec = fused_spec(params, torch.float64)
     gain, offset = function.batch_gain_offset(spec, log2_scale)
     d2 = torch.tensor([0.01, 0.5, 3.0, 40.0], dtype=torch.float64)
     if kernel == "log":
@@ -258,7 +259,7 @@ def test_kernel_constants_agree_with_the_kernel_table(kernel, s, log_gamma):
     mine = gain[:, None] * omega_prime[None, :] + offset[:, None]
     log_d2 = torch.log(d2)[None, :] + 2.0 * log2_scale[:, None] * torch.log(torch.tensor(2.0, dtype=torch.float64))
     zero = torch.zeros_like(log_d2, dtype=torch.bool)
-    table = distance_weight(kernel, log_d2, zero, s=s, lam=0.1, n=2, log_gamma=log_gamma)
+    table = distance_weight(params, log_d2, zero)
     torch.testing.assert_close(mine, table, rtol=1e-13, atol=0)
 
 
@@ -274,19 +275,19 @@ def test_authors_log_constant_matches_the_formula(dtype):
     tol = 1e-10 if dtype == torch.float64 else FORWARD_TOL
     assert rel_err(got, expected) < tol
     assert all(rel_err(a, b) < tol for a, b in zip(got_grads[:3], expected_grads[:3]))
-    assert default_implementation("log", torch.device("cpu"), torch.float32, gamma) == "cpu"
+    assert default_implementation(KernelParams("log", log_gamma=gamma), torch.device("cpu"), torch.float32) == "cpu"
 
 
 def test_dispatch():
     cpu = torch.device("cpu")
     for kernel in ("frac", "invfrac", "log"):
-        assert default_implementation(kernel, cpu, torch.float32) == "cpu"
-        assert default_implementation(kernel, cpu, torch.bfloat16) == "cpu"
-        assert default_implementation(kernel, cpu, torch.float16) == "cpu"
-        assert default_implementation(kernel, cpu, torch.float64) == "reference"
-        assert default_implementation(kernel, torch.device("meta"), torch.float32) == "reference"
-    assert default_implementation("dot", cpu, torch.float32) == "associative"
-    assert default_implementation("gaussian", cpu, torch.float32) == "reference"
+        assert default_implementation(KernelParams(kernel), cpu, torch.float32) == "cpu"
+        assert default_implementation(KernelParams(kernel), cpu, torch.bfloat16) == "cpu"
+        assert default_implementation(KernelParams(kernel), cpu, torch.float16) == "cpu"
+        assert default_implementation(KernelParams(kernel), cpu, torch.float64) == "reference"
+        assert default_implementation(KernelParams(kernel), torch.device("meta"), torch.float32) == "reference"
+    assert default_implementation(KernelParams("dot"), cpu, torch.float32) == "associative"
+    assert default_implementation(KernelParams("gaussian"), cpu, torch.float32) == "reference"
 
 
 def test_default_on_cpu_float32_is_the_cpu_kernel(monkeypatch):
@@ -307,15 +308,16 @@ def test_onnx_export_traces_the_reference():
 
     from nlseg.onnx.export import trace_module
 
-    op = PairwiseOperator("frac", s=0.5)
+    op = PairwiseOperator(KernelParams("frac", s=0.5))
     first = tuple(t.float() for t in random_inputs((1, 12, 6, 4, 3), seed_of("trace", 1)))
     second = [t.float() for t in random_inputs((1, 12, 6, 4, 3), seed_of("trace", 2))]
     names = ["theta", "phi", "values", "x"]
     model = trace_module(op, first, names, ["u"], {}, 17, plugin=False)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (u,) = session.run(None, {name: t.numpy() for name, t in zip(names, second)})
-    torch.testing.assert_close(torch.from_numpy(u), pairwise_reference(*second, "frac"), rtol=1e-5, atol=1e-6)
-    assert default_implementation("frac", torch.device("cpu"), torch.float32) == "cpu"  # export over
+    expected = pairwise_reference(*second, KernelParams("frac"))
+    torch.testing.assert_close(torch.from_numpy(u), expected, rtol=1e-5, atol=1e-6)
+    assert default_implementation(KernelParams("frac"), torch.device("cpu"), torch.float32) == "cpu"  # export over
 
 
 @pytest.mark.parametrize("cxx", ["/nonexistent/c++", "false"])
@@ -325,16 +327,16 @@ def test_build_failure_falls_back_to_the_reference_with_one_warning(monkeypatch,
     monkeypatch.setattr(function, "LIBRARY", failing)
     monkeypatch.setattr(pairwise, "CPU_KERNEL", failing)
     inputs = [t.float() for t in random_inputs((2, 11, 6, 4, 3), seed_of("fallback"))]
-    assert default_implementation("frac", torch.device("cpu"), torch.float32) == "cpu"  # not tried yet
+    assert default_implementation(KernelParams("frac"), torch.device("cpu"), torch.float32) == "cpu"  # not tried yet
     with pytest.warns(KernelBuildWarning, match="reference"):
         first = pairwise_update(*inputs, "frac")
     assert failing.failed
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         second = pairwise_update(*inputs, "frac", impl="cpu")
-    expected = pairwise_reference(*inputs, "frac")
+    expected = pairwise_reference(*inputs, KernelParams("frac"))
     assert torch.equal(first, expected) and torch.equal(second, expected)
-    assert default_implementation("frac", torch.device("cpu"), torch.float32) == "reference"
+    assert default_implementation(KernelParams("frac"), torch.device("cpu"), torch.float32) == "reference"
 
 
 def test_concurrent_builds_share_one_library(tmp_path, monkeypatch, capfd):

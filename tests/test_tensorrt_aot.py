@@ -23,9 +23,9 @@ import json
 import torch, triton
 from nlseg.ops.fused import spec
 from nlseg.tensorrt.plugin import plugin_kernel
-from nlseg.tensorrt.rules import PluginAttributes
+from nlseg.ops.omega import KernelParams
 
-attrs = PluginAttributes("frac", 0.5, 0.1, 2)
+attrs = KernelParams("frac", 0.5, 0.1, 2)
 report = {"triton": triton.__version__}
 k = plugin_kernel(attrs, "sm_80", "float16", 8, 16, 2)
 report["params"], report["scratch"] = k.ptx_params, [k.global_scratch_bytes, k.profile_scratch_bytes]

@@ -34,6 +34,7 @@ from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op  # n
 from nlseg.ops.fused import function  # noqa: E402
 from nlseg.ops.fused.kernels import pairwise_forward_kernel  # noqa: E402
 from nlseg.ops.fused.spec import forward_tiles, fused_spec  # noqa: E402
+from nlseg.ops.omega import KernelParams  # noqa: E402
 from tests.formulas import naive_update  # noqa: E402
 
 if not function.interpreting():
@@ -55,7 +56,7 @@ def launch_like_tensorrt(arrays: list[np.ndarray], dtype: torch.dtype, kernel: s
     plan = function.precision_plan(dtype, function.DEFAULT_FP32_PRECISION, backward=False, interpret=True)
     pairwise_forward_kernel[(triton.cdiv(n_q, tiles.block_rows), b)](
         *t, n_q, m, out, None, **function.shape_constexprs(c_embed, c_value, tiles),
-        **function.spec_constexprs(fused_spec(kernel, s, lam, n, torch.float32)), **plan.constexprs(),
+        **function.spec_constexprs(fused_spec(KernelParams(kernel, s, lam, n), torch.float32)), **plan.constexprs(),
         **function.launch_options(tiles))
     return out.float().numpy()
 

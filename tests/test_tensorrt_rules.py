@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nlseg.errors import InputError
+from nlseg.ops.omega import KernelParams
 from nlseg.tensorrt import compat, rules
 from nlseg.tensorrt.engine_meta import (EngineMetadata, check_runtime, metadata_path, read_engine_metadata,
                                         write_engine_metadata)
@@ -74,7 +75,7 @@ def test_placeholder_shapes_check_ranks_and_types_only():
 def test_attributes_as_the_parser_delivers_them(raw, name):
     """onnx-tensorrt copies a string attribute with its C terminator; floats arrive as float32."""
     lam = float(np.float32(0.1))
-    assert rules.plugin_attributes(raw, 0.25, lam, 2) == rules.PluginAttributes(name, 0.25, lam, 2)
+    assert rules.plugin_attributes(raw, 0.25, lam, 2) == KernelParams(name, 0.25, lam, 2)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -26,6 +26,7 @@ from nlseg.ops.fused import aot
 from nlseg.ops.fused.function import precision_plan, shape_constexprs, spec_constexprs
 from nlseg.ops.fused.kernels import pairwise_backward_cols_kernel, pairwise_backward_rows_kernel
 from nlseg.ops.fused.spec import BACKWARD_TILES, fused_spec
+from nlseg.ops.omega import KernelParams
 
 report = {}
 for target in ("sm_80", "sm_90"):
@@ -42,7 +43,8 @@ report["log_ptx_has_lg2"] = "lg2.approx.f32" in log.ptx
 report["frac_ptx_has_rsqrt"] = "rsqrt.approx" in frac.ptx
 # The backward kernels compile for the GPU too (the interpreter does not check tensor-core constraints).
 tiles = BACKWARD_TILES[torch.bfloat16]
-constexprs = dict(**shape_constexprs(32, 64, tiles), **spec_constexprs(fused_spec("frac", 0.25, 0.1, 2, torch.float32)),
+frac_spec = fused_spec(KernelParams("frac", 0.25, 0.1, 2), torch.float32)
+constexprs = dict(**shape_constexprs(32, 64, tiles), **spec_constexprs(frac_spec),
                   **precision_plan(torch.bfloat16, "tf32x3", backward=True, interpret=False).constexprs())
 common = dict(Q="*bf16", K="*bf16", Q_SQ="*fp32", K_SQ="*fp32", V="*bf16", G="*bf16", D="*fp32",
               LOG2_SCALE="*fp32", N="i32", M="i32")

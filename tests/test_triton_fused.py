@@ -14,11 +14,11 @@ import torch
 
 pytest.importorskip("triton", reason="the fused kernel needs the triton package (pip install 'nlseg[dev]')")
 
-from nlseg.ops import pairwise_update  # noqa: E402
+from nlseg.ops import KernelParams, pairwise_update  # noqa: E402
 from nlseg.ops.fused import function, spec  # noqa: E402
 from nlseg.ops.pairwise import default_implementation  # noqa: E402
 from nlseg.ops.reference import pairwise_reference  # noqa: E402
-from tests.formulas import naive_update  # noqa: E402
+from tests.formulas import GAMMA, authors_log_gamma, naive_update  # noqa: E402
 
 if not function.interpreting():
     pytest.skip("these tests run the kernels on CPU tensors: TRITON_INTERPRET=1 must be set", allow_module_level=True)
@@ -97,7 +97,7 @@ def test_many_small_tiles(monkeypatch):
         assert rel_err(got, naive_update(theta, phi, values, x, "frac")) < tol
         got.sum().backward()
         ref = [t.detach().double().requires_grad_() for t in (theta, phi, values, x)]
-        pairwise_reference(*ref, "frac").sum().backward()
+        pairwise_reference(*ref, KernelParams("frac")).sum().backward()
         for mine, theirs in zip((theta, phi, values, x), ref):
             assert rel_err(mine.grad, theirs.grad) < 10 * tol
 
@@ -172,7 +172,7 @@ def backward_pair(kernel, s, shape, dtype, seed, coincide=0):
     mine = [t.to(dtype).requires_grad_() for t in (theta, phi, values, x)]
     (fused(*mine, kernel, s=s).double() * weight).sum().backward()
     ref = [t.detach().double().requires_grad_() for t in mine]
-    (pairwise_reference(*ref, kernel, s=s) * weight).sum().backward()
+    (pairwise_reference(*ref, KernelParams(kernel, s=s)) * weight).sum().backward()
     return [t.grad for t in mine], [t.grad for t in ref]
 
 
@@ -205,15 +205,38 @@ def test_half_precision_gradients(dtype, tol):
     assert_grads_close(mine, theirs, tol)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
+def test_log_kernel_takes_the_authors_constant(dtype, tol):
+    """The thesis authors' log kernel, c(−2λ log d − λγ) (docs/design.md §6), compiled into the fused
+    kernel: u and the input gradients against the float64 formula and its autograd."""
+    gamma = authors_log_gamma(0.1)
+    shape = (2, 70, 37, 5, 3)
+    theta, phi, values, x = (t.requires_grad_() for t in inputs(shape, seed_of("authors", dtype)))
+    weight = torch.randn(2, 70, 3, generator=torch.Generator().manual_seed(seed_of("authors weight")),
+                         dtype=torch.float64)
+    expected = naive_update(theta, phi, values, x, "log", log_gamma=gamma)
+    (expected * weight).sum().backward()
+    mine = [t.detach().to(dtype).requires_grad_() for t in (theta, phi, values, x)]
+    got = fused(*mine, "log", log_gamma=gamma)
+    assert rel_err(got, expected) < tol
+    assert rel_err(got, naive_update(theta, phi, values, x, "log")) > 1e-2  # Euler's γ is another operator
+    (got.double() * weight).sum().backward()
+    for name, a, b in zip(("theta", "phi", "values"), mine, (theta, phi, values)):
+        assert rel_err(a.grad, b.grad) < 10 * tol, name
+    assert mine[3].grad is None or mine[3].grad.abs().max() == 0  # u of the log kernel does not depend on x
+    assert default_implementation(KernelParams("log", log_gamma=gamma), torch.device("cuda"), dtype) == \
+        ("reference" if dtype == torch.float64 else "triton")
+
+
 def test_dispatch_uses_the_fused_kernel_on_cuda_only():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     for kernel in ("frac", "invfrac", "log"):
-        assert default_implementation(kernel, cuda, torch.bfloat16) == "triton"
-        assert default_implementation(kernel, cuda, torch.float32) == "triton"
-        assert default_implementation(kernel, cuda, torch.float64) == "reference"
-        assert default_implementation(kernel, cpu, torch.float32) == "cpu"  # the C++ kernel (nlseg.ops.cpu)
-    assert default_implementation("dot", cuda, torch.float32) == "associative"
-    assert default_implementation("gaussian", cuda, torch.float32) == "reference"
+        assert default_implementation(KernelParams(kernel), cuda, torch.bfloat16) == "triton"
+        assert default_implementation(KernelParams(kernel), cuda, torch.float32) == "triton"
+        assert default_implementation(KernelParams(kernel), cuda, torch.float64) == "reference"
+        assert default_implementation(KernelParams(kernel), cpu, torch.float32) == "cpu"  # the C++ kernel
+    assert default_implementation(KernelParams("dot"), cuda, torch.float32) == "associative"
+    assert default_implementation(KernelParams("gaussian"), cuda, torch.float32) == "reference"
 
 
 def test_gaussian_is_not_fused():
@@ -225,13 +248,17 @@ def test_gaussian_is_not_fused():
 @pytest.mark.parametrize("kernel,s,n", [("frac", 0.5, 2), ("invfrac", 0.5, 2), ("frac", 0.5, 1), ("frac", 0.3, 2),
                                         ("log", 0.5, 2)])
 def test_spec_uses_the_kernel_table(kernel, s, n):
-    """The compile-time constants come from nlseg.ops.kernels: one rsqrt power when p is an integer."""
-    from nlseg.ops.kernels import KERNEL_FORMS, distance_exponent, kernel_constant, zero_rtol
+    """The compile-time constants come from nlseg.ops.omega: one rsqrt power when p is an integer;
+    the log kernel's offset −c_n·γ takes the constant it is given."""
+    from nlseg.ops.omega import KERNEL_FORMS, distance_exponent, kernel_constant, zero_rtol
 
-    got = spec.fused_spec(kernel, s, 0.1, n, torch.float32)
+    got = spec.fused_spec(KernelParams(kernel, s, 0.1, n), torch.float32)
     assert got.sign == KERNEL_FORMS[kernel].sign and got.zero_rtol == zero_rtol(torch.float32)
     if kernel == "log":
         assert got.mode == spec.MODE_LOG
+        for gamma in (GAMMA, authors_log_gamma(0.1)):
+            offset = spec.fused_spec(KernelParams(kernel, s, 0.1, n, gamma), torch.float32).log_offset
+            assert offset == pytest.approx(-kernel_constant(kernel, s, n) * gamma, rel=1e-15)
         return
     p = distance_exponent(kernel, s, n)
     assert got.half_p == p / 2 and got.coef == pytest.approx(kernel_constant(kernel, s, n) * 0.1, rel=1e-15)

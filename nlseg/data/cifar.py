@@ -1,4 +1,4 @@
-"""CIFAR-10 / CIFAR-100 from the python pickles (DESIGN §2.6; thesis §4.4)."""
+"""CIFAR-10 / CIFAR-100 from the python pickles (docs/design.md §2.6; thesis §4.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""STL-10 from the binary files (DESIGN §2.6; thesis §4.4)."""
+"""STL-10 from the binary files (docs/design.md §2.6; thesis §4.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resizing, normalisation and batch augmentation (thesis §4.4; DESIGN §2.4).
+"""Resizing, normalisation and batch augmentation (thesis §4.4; docs/design.md §2.4).
 
 Augmentation runs on whole batches on the training device, driven by an explicit
 ``torch.Generator``, so a run's data order and augmentation are a function of (seed, epoch).

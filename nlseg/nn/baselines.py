@@ -1,4 +1,4 @@
-"""Baselines of the thesis (DESIGN §2.5), as in the widely used Keras CIFAR-10 ResNet example.
+"""Baselines of the thesis (docs/design.md §2.5), as in the widely used Keras CIFAR-10 ResNet example.
 
 ResNet v1: basic blocks, depth 6n+2, 16-32-64 channels, 1x1 projection shortcuts when the
 shape changes (ResNet-44/110/164: n = 7, 18, 27). PreResNet (ResNet v2): pre-activation

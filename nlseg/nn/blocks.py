@@ -3,7 +3,7 @@
 K is a 3x3 convolution, Kᵀ its adjoint (the transposed convolution with the same weights),
 σ = ReLU after batch normalisation (its shift plays the bias b of the equations).
 Leapfrog and Midpoint are two-step schemes: ``forward(y, y_prev)`` with ``y_prev=None`` for
-the first step of a Unit (DESIGN §2.1 records how we start them).
+the first step of a Unit (docs/design.md §2.1 records how we start them).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ command line shows as the flag that sets it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from torch import nn
@@ -19,7 +19,7 @@ from nlseg.nn.network import HamiltonianNet
 from nlseg.nn.nonlocal_block import NonlocalConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
 from nlseg.nn.realtime import RealtimeSegmenter
-from nlseg.ops.kernels import EULER_GAMMA, KERNELS, check_kernel, check_log_gamma
+from nlseg.ops.omega import EULER_GAMMA, KERNELS, KernelParams, check_kernel, check_log_gamma
 
 ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES)
 TASKS: tuple[str, ...] = ("classify", "segment")
@@ -160,7 +160,8 @@ class ModelConfig:
     def nonlocal_config(self) -> NonlocalConfig | None:
         if self.nonlocal_kernel is None:
             return None
-        return NonlocalConfig(self.nonlocal_kernel, self.s, self.stages, self.pool, self.lam, self.n, self.log_gamma)
+        return NonlocalConfig(KernelParams(self.nonlocal_kernel, self.s, self.lam, self.n, self.log_gamma),
+                              self.stages, self.pool)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""

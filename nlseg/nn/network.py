@@ -1,4 +1,4 @@
-"""The (Nonlocal) Hamiltonian network of thesis §4.4, Figure 4.1 (DESIGN §2.2).
+"""The (Nonlocal) Hamiltonian network of thesis §4.4, Figure 4.1 (docs/design.md §2.2).
 
 stem (3x3 conv → BN → ReLU) → Unit 1 → transition → Unit 2 → transition → Unit 3 → head.
 A Unit is m normal Blocks with one Nonlocal Block after the 2nd (m > 6: before the last).

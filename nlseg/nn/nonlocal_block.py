@@ -1,4 +1,4 @@
-"""The PIDE-based Nonlocal Block (thesis §4.2; DESIGN §2.3).
+"""The PIDE-based Nonlocal Block (thesis §4.2; docs/design.md §2.3).
 
 θ, φ: 1x1 embeddings C → C'; φ(X) and the values are max-pooled with pool p (p = 0: none).
 ω is computed from the block input once; each stage k applies
@@ -17,26 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlseg.ops import pairwise_update
-from nlseg.ops.kernels import EULER_GAMMA, check_kernel, check_log_gamma
+from nlseg.ops import KernelParams, pairwise_update_with
 
 
 @dataclass(frozen=True)
 class NonlocalConfig:
-    """Hyper-parameters of a Nonlocal Block (docs/design.md §2.3); ``log_gamma`` is the constant
-    term γ of the log kernel, c(−2λ log‖·‖ − γ) (docs/design.md §6)."""
+    """Hyper-parameters of a Nonlocal Block (docs/design.md §2.3): the pairwise kernel ω with its
+    parameters (``log_gamma`` included, docs/design.md §6), the number of stages and the pool p."""
 
-    kernel: str = "dot"
-    s: float = 0.5
+    pairwise: KernelParams = KernelParams("dot")
     stages: int = 2
     pool: int = 2
-    lam: float = 0.1
-    n: int = 2
-    log_gamma: float = EULER_GAMMA
 
     def __post_init__(self) -> None:
-        check_kernel(self.kernel, self.s, self.n)
-        check_log_gamma(self.log_gamma)
         if self.stages < 1:
             raise ValueError(f"a Nonlocal Block needs at least one stage, got {self.stages}")
         if self.pool < 0:
@@ -46,23 +39,21 @@ class NonlocalConfig:
 class PairwiseOperator(nn.Module):
     """u = pairwise_update(θ, φ, v, x) as a module, so tools can find, count and replace it."""
 
-    def __init__(self, kernel: str, s: float = 0.5, lam: float = 0.1, n: int = 2, impl: str | None = None,
-                 log_gamma: float = EULER_GAMMA) -> None:
+    def __init__(self, params: KernelParams, impl: str | None = None) -> None:
         super().__init__()
-        self.kernel, self.s, self.lam, self.n, self.impl = kernel, s, lam, n, impl
-        self.log_gamma = log_gamma
+        self.params, self.impl = params, impl
 
     def forward(self, theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return pairwise_update(theta, phi, values, x, self.kernel, s=self.s, lam=self.lam, n=self.n,
-                               log_gamma=self.log_gamma, impl=self.impl)
+        return pairwise_update_with(theta, phi, values, x, self.params, impl=self.impl)
 
     def extra_repr(self) -> str:
-        gamma = f", log_gamma={self.log_gamma:.6g}" if self.kernel == "log" else ""
-        return f"kernel={self.kernel!r}, s={self.s}, lam={self.lam}, n={self.n}{gamma}, impl={self.impl!r}"
+        p = self.params
+        gamma = f", log_gamma={p.log_gamma:.6g}" if p.kernel == "log" else ""
+        return f"kernel={p.kernel!r}, s={p.s}, lam={p.lam}, n={p.n}{gamma}, impl={self.impl!r}"
 
 
 def _stage_conv(channels: int) -> nn.Sequential:
-    """𝒦: 1x1 conv → BN → ReLU (DESIGN §2.3 records the order)."""
+    """𝒦: 1x1 conv → BN → ReLU (docs/design.md §2.3 records the order)."""
     return nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
 
@@ -77,7 +68,7 @@ class NonlocalBlock(nn.Module):
         self.theta = nn.Conv2d(channels, embed, 1)
         self.phi = nn.Conv2d(channels, embed, 1)
         self.stages = nn.ModuleList(_stage_conv(channels) for _ in range(config.stages))
-        self.pairwise = PairwiseOperator(config.kernel, config.s, config.lam, config.n, log_gamma=config.log_gamma)
+        self.pairwise = PairwiseOperator(config.pairwise)
 
     def subsample(self, t: torch.Tensor) -> torch.Tensor:
         """Max-pool with window and stride p, covering ragged borders (any H, W); p = 0: identity."""

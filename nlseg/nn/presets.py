@@ -1,4 +1,4 @@
-"""Per-dataset architecture presets (thesis §4.4; DESIGN §2.2, §2.6), as data."""
+"""Per-dataset architecture presets (thesis §4.4; docs/design.md §2.2, §2.6), as data."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Contract (what TensorRT's ONNX parser and the ONNX Runtime implementation read):
 - ``op_type="PairwiseKernel"``, ``domain="nlseg"``, opset ``nlseg`` version 1;
 - inputs ``theta`` (B, N, C'), ``phi`` (B, M, C'), ``values`` (B, M, C), ``x`` (B, N, C),
   all float32 (a ``--half`` graph casts around the node: the distance math stays float32,
-  DESIGN §2.3);
+  docs/design.md §2.3);
 - output ``u`` (B, N, C) float32, its shape and type declared in the graph's ``value_info``;
 - attributes ``kernel`` (string), ``s`` (float), ``lam`` (float), ``n`` (int),
   ``plugin_namespace="nlseg"`` and ``plugin_version="1"``.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nlseg.ops import pairwise_update
+from nlseg.ops import KernelParams, pairwise_update
 
 OP_TYPE = "PairwiseKernel"
 DOMAIN = "nlseg"
@@ -57,15 +57,20 @@ class PairwiseKernelFunction(torch.autograd.Function):
 
 
 class PluginPairwise(nn.Module):
-    """Export stand-in for a ``PairwiseOperator``: the same update, exported as one custom node."""
+    """Export stand-in for a ``PairwiseOperator``: the same update, exported as one custom node.
 
-    def __init__(self, kernel: str, s: float, lam: float, n: int) -> None:
+    The node's attributes are ``params``' kernel, s, λ and n: its kernel computes the log kernel
+    with Euler's γ (:func:`nlseg.onnx.lowering.lowered_operator` refuses another constant).
+    """
+
+    def __init__(self, params: KernelParams) -> None:
         super().__init__()
-        self.kernel, self.s, self.lam, self.n = kernel, s, lam, n
+        self.params = params
 
     def forward(self, theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         if dtype != torch.float32:  # the op's interface is float32 (distance math in float32)
             theta, phi, values, x = (t.float() for t in (theta, phi, values, x))
-        u = PairwiseKernelFunction.apply(theta, phi, values, x, self.kernel, self.s, self.lam, self.n)
+        p = self.params
+        u = PairwiseKernelFunction.apply(theta, phi, values, x, p.kernel, p.s, p.lam, p.n)
         return u if dtype == torch.float32 else u.to(dtype)

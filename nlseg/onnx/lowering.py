@@ -6,7 +6,7 @@ Two graph forms:
   runs: the dot kernel in its associative form (:func:`pairwise_associative`), the other
   kernels through :func:`pairwise_reference` forming ω in one block (no row chunks, whose
   sizes would be baked into the graph at the traced shape), so the conditioning, the norm
-  expansion and the zero-distance rule of :mod:`nlseg.ops.kernels` are exported as they are.
+  expansion and the zero-distance rule of :mod:`nlseg.ops.omega` are exported as they are.
 - ``plugin``: one ``nlseg::PairwiseKernel`` node per pairwise update (:mod:`nlseg.onnx.custom_op`).
   Its kernel (the fused Triton kernel) computes the log kernel with Euler's γ only, so a log
   kernel with another constant term (``log_gamma``, docs/design.md §6) is refused.
@@ -26,7 +26,7 @@ from nlseg.errors import InputError
 from nlseg.nn.nonlocal_block import PairwiseOperator
 from nlseg.onnx.custom_op import PluginPairwise
 from nlseg.ops.associative import pairwise_associative
-from nlseg.ops.kernels import EULER_GAMMA
+from nlseg.ops.omega import KernelParams
 from nlseg.ops.reference import pairwise_reference
 
 GRAPH_FORMS: tuple[str, ...] = ("portable", "plugin")
@@ -35,17 +35,14 @@ GRAPH_FORMS: tuple[str, ...] = ("portable", "plugin")
 class PortablePairwise(nn.Module):
     """Export stand-in for a ``PairwiseOperator`` that traces to standard ONNX operators only."""
 
-    def __init__(self, kernel: str, s: float, lam: float, n: int, log_gamma: float = EULER_GAMMA) -> None:
+    def __init__(self, params: KernelParams) -> None:
         super().__init__()
-        self.kernel, self.s, self.lam, self.n, self.log_gamma = kernel, s, lam, n, log_gamma
+        self.params = params
 
     def forward(self, theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel == "dot":
-            return pairwise_associative(theta, phi, values, x, self.kernel, lam=self.lam)
-        return pairwise_reference(
-            theta, phi, values, x, self.kernel, s=self.s, lam=self.lam, n=self.n, log_gamma=self.log_gamma,
-            max_chunk_elements=None,
-        )
+        if self.params.kernel == "dot":
+            return pairwise_associative(theta, phi, values, x, self.params)
+        return pairwise_reference(theta, phi, values, x, self.params, max_chunk_elements=None)
 
 
 def lowered_operator(op: PairwiseOperator, form: str) -> nn.Module:
@@ -53,11 +50,11 @@ def lowered_operator(op: PairwiseOperator, form: str) -> nn.Module:
     if form not in GRAPH_FORMS:
         raise ValueError(f"unknown graph form {form!r}; expected one of {', '.join(GRAPH_FORMS)}")
     if form == "portable":
-        return PortablePairwise(op.kernel, op.s, op.lam, op.n, op.log_gamma)
-    if op.kernel == "log" and op.log_gamma != EULER_GAMMA:
+        return PortablePairwise(op.params)
+    if op.params.custom_log_gamma:
         raise InputError(f"the plugin computes the log kernel with Euler's γ only, this model's constant is "
-                         f"{op.log_gamma:.6g} (docs/design.md §6); export the portable graph", param="graph")
-    return PluginPairwise(op.kernel, op.s, op.lam, op.n)
+                         f"{op.params.log_gamma:.6g} (docs/design.md §6); export the portable graph", param="graph")
+    return PluginPairwise(op.params)
 
 
 def lower_model(model: nn.Module, form: str) -> nn.Module:

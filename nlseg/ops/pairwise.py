@@ -7,9 +7,11 @@ the fused Triton kernel (``triton``) on CUDA tensors when Triton is installed, t
 and so does code being traced for export (TorchScript, ONNX), which must record torch ops.
 ``triton`` runs CPU tensors too under Triton's interpreter (TRITON_INTERPRET=1).
 
-The log kernel's constant term γ (``log_gamma``, docs/design.md §6) is a runtime value of the
-reference and the C++ kernel; the fused Triton kernel compiles Euler's γ in, so a log kernel
-with another constant runs the reference on CUDA.
+Every implementation takes the kernel and its parameters as one checked
+:class:`~nlseg.ops.omega.KernelParams`, built once by :func:`pairwise_update` (or held by the
+caller, as ``PairwiseOperator`` does, for :func:`pairwise_update_with`). The log kernel's
+constant term γ (``log_gamma``, docs/design.md §6) is a runtime value of the reference and the
+C++ kernel and a compile-time constant of the fused Triton kernel (one compiled variant per value).
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ from nlseg.ops.associative import pairwise_associative
 from nlseg.ops.cpu import LIBRARY as CPU_KERNEL
 from nlseg.ops.cpu import pairwise_cpu
 from nlseg.ops.fused import FUSED_KERNELS, pairwise_fused, triton_available
-from nlseg.ops.kernels import DISTANCE_KERNELS, EULER_GAMMA, KERNELS, check_kernel, check_log_gamma
+from nlseg.ops.omega import DISTANCE_KERNELS, EULER_GAMMA, KERNELS, KernelParams
 from nlseg.ops.reference import pairwise_reference
 
-PairwiseFn = Callable[..., torch.Tensor]
+# fn(theta, phi, values, x, params) -> u: the contract every implementation registers with.
+PairwiseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, KernelParams], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Implementation:
-    """A pairwise-update implementation, the kernels it computes, and whether it takes the log
-    kernel's constant term as a value (``log_gamma``; otherwise it computes Euler's γ only)."""
+    """A pairwise-update implementation (:data:`PairwiseFn`), the kernels it computes,
+    and whether it honours the log kernel's constant term ``params.log_gamma`` (otherwise it
+    computes Euler's γ only, and is neither picked nor allowed for another constant)."""
 
     fn: PairwiseFn
     kernels: tuple[str, ...]
@@ -45,12 +49,7 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
     "cpu": Implementation(pairwise_cpu, DISTANCE_KERNELS),
 }
 if triton_available():
-    IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS, takes_log_gamma=False)
-
-
-def custom_log_gamma(kernel: str, log_gamma: float) -> bool:
-    """True for a log kernel whose constant term is not Euler's γ (the authors' λγ, docs/design.md §6)."""
-    return kernel == "log" and log_gamma != EULER_GAMMA
+    IMPLEMENTATIONS["triton"] = Implementation(pairwise_fused, FUSED_KERNELS)
 
 
 def tracing() -> bool:
@@ -58,22 +57,21 @@ def tracing() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
-def default_implementation(kernel: str, device: torch.device, dtype: torch.dtype | None = None,
-                           log_gamma: float = EULER_GAMMA) -> str:
+def default_implementation(params: KernelParams, device: torch.device, dtype: torch.dtype | None = None) -> str:
     """The implementation ``impl=None`` uses: associative for ``dot``; for the distance kernels
     the fused kernel on CUDA, the C++ kernel on CPU (unless it failed to build, or while tracing),
     and the reference for float64 (the exact oracle), for a log kernel with another constant
     than Euler's γ where the fast one computes Euler's γ only, and for everything else."""
-    if kernel == "dot":
+    if params.kernel == "dot":
         return "associative"
-    if kernel not in DISTANCE_KERNELS or dtype == torch.float64:
+    if params.kernel not in DISTANCE_KERNELS or dtype == torch.float64:
         return "reference"
     fast = None
     if device.type == "cuda" and "triton" in IMPLEMENTATIONS:
         fast = "triton"
     elif device.type == "cpu" and not CPU_KERNEL.failed and not tracing():
         fast = "cpu"
-    if fast is None or (custom_log_gamma(kernel, log_gamma) and not IMPLEMENTATIONS[fast].takes_log_gamma):
+    if fast is None or (params.custom_log_gamma and not IMPLEMENTATIONS[fast].takes_log_gamma):
         return "reference"
     return fast
 
@@ -111,7 +109,7 @@ def pairwise_update(
     log_gamma: float = EULER_GAMMA,
     impl: str | None = None,
 ) -> torch.Tensor:
-    """The pairwise update u of the Nonlocal Block (DESIGN §2.3; thesis (4.1), (4.6)–(4.8)).
+    """The pairwise update u of the Nonlocal Block (docs/design.md §2.3; thesis (4.1), (4.6)–(4.8)).
 
     Args:
         theta: query embeddings θ(X), (B, N, C').
@@ -131,20 +129,24 @@ def pairwise_update(
     Returns:
         u, (B, N, C), in the dtype of ``x``; normalised by M, zero distances contribute 0.
     """
-    check_kernel(kernel, s, n)
-    check_log_gamma(log_gamma)
+    return pairwise_update_with(theta, phi, values, x, KernelParams(kernel, s, lam, n, log_gamma), impl=impl)
+
+
+def pairwise_update_with(
+    theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor, params: KernelParams, *,
+    impl: str | None = None,
+) -> torch.Tensor:
+    """:func:`pairwise_update` for a kernel and parameters already checked into ``params``."""
     _check_shapes(theta, phi, values, x)
-    name = impl or default_implementation(kernel, theta.device, theta.dtype, log_gamma)
+    name = impl or default_implementation(params, theta.device, theta.dtype)
     if name == "triton" and name not in IMPLEMENTATIONS:
         raise ValueError("pairwise implementation 'triton' needs the triton package (pip install 'nlseg[dev]')")
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown pairwise implementation {name!r}; expected one of {', '.join(IMPLEMENTATIONS)}")
     implementation = IMPLEMENTATIONS[name]
-    if kernel not in implementation.kernels:
-        raise ValueError(f"implementation {name!r} does not support kernel {kernel!r}")
-    if not implementation.takes_log_gamma:
-        if custom_log_gamma(kernel, log_gamma):
-            raise ValueError(f"implementation {name!r} computes the log kernel with Euler's γ only, not "
-                             f"log_gamma={log_gamma}; use impl='reference' (or None)")
-        return implementation.fn(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
-    return implementation.fn(theta, phi, values, x, kernel, s=s, lam=lam, n=n, log_gamma=log_gamma)
+    if params.kernel not in implementation.kernels:
+        raise ValueError(f"implementation {name!r} does not support kernel {params.kernel!r}")
+    if params.custom_log_gamma and not implementation.takes_log_gamma:
+        raise ValueError(f"implementation {name!r} computes the log kernel with Euler's γ only, not "
+                         f"log_gamma={params.log_gamma}; use impl='reference' (or None)")
+    return implementation.fn(theta, phi, values, x, params)

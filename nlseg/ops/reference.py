@@ -10,44 +10,31 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from nlseg.ops.kernels import DISTANCE_KERNELS, EULER_GAMMA, combine, condition_embeddings, pair_weights
+from nlseg.ops.omega import DISTANCE_KERNELS, KernelParams, combine, condition_embeddings, pair_weights
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # 4M kernel entries: 16 MB of float32 per block
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other dtype is computed in float32 (DESIGN §2.3)."""
+    """float64 stays float64; every other dtype is computed in float32 (docs/design.md §2.3)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def pairwise_reference(
-    theta: torch.Tensor,
-    phi: torch.Tensor,
-    values: torch.Tensor,
-    x: torch.Tensor,
-    kernel: str,
-    *,
-    s: float = 0.5,
-    lam: float = 0.1,
-    n: int = 2,
-    log_gamma: float = EULER_GAMMA,
-    max_chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
-) -> torch.Tensor:
-    """u (B, N, C) by forming ω in blocks of query rows; ``max_chunk_elements=None`` forms it whole.
-
-    ``log_gamma``: the constant term γ of the log kernel (4.8), c(−2λ log‖·‖ − γ).
-    """
+def pairwise_reference(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor,
+                       params: KernelParams, *,
+                       max_chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
+    """u (B, N, C) by forming ω in blocks of query rows; ``max_chunk_elements=None`` forms it whole."""
     out_dtype = x.dtype
     dtype = compute_dtype(theta.dtype)
     theta, phi, values, x = (t.to(dtype) for t in (theta, phi, values, x))
     m = phi.shape[1]
     log_scale = None
-    if kernel in DISTANCE_KERNELS:
+    if params.kernel in DISTANCE_KERNELS:
         theta, phi, log_scale = condition_embeddings(theta, phi)
 
     def block(theta_rows: torch.Tensor, x_rows: torch.Tensor, phi: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        w = pair_weights(kernel, theta_rows, phi, log_scale, s=s, lam=lam, n=n, log_gamma=log_gamma)
-        return combine(kernel, w @ values, w.sum(-1, keepdim=True), x_rows, m)
+        w = pair_weights(params, theta_rows, phi, log_scale)
+        return combine(params.kernel, w @ values, w.sum(-1, keepdim=True), x_rows, m)
 
     n_rows = theta.shape[1]
     unbounded = max_chunk_elements is None or theta.device.type == "meta"  # meta tensors hold no memory

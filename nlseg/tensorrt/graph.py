@@ -32,7 +32,7 @@ from torch import nn
 
 from nlseg.onnx.custom_op import DOMAIN, INPUTS, OP_TYPE
 from nlseg.onnx.export import trace_module
-from nlseg.ops.kernels import DISTANCE_KERNELS
+from nlseg.ops.omega import DISTANCE_KERNELS, KernelParams
 from nlseg.tensorrt.rules import PLUGIN_INPUTS
 
 PREFIX = "nlseg_pairwise_"
@@ -84,15 +84,15 @@ def _example() -> tuple[torch.Tensor, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _traced(kind: str, params: tuple, opset: int) -> bytes:
-    """The serialized ONNX of one spliced subgraph: ``("inputs", (dtype,))`` or ``("portable", (kernel, s, lam, n))``."""
+def _traced(kind: str, params: tuple | KernelParams, opset: int) -> bytes:
+    """The serialized ONNX of one spliced subgraph: ``("inputs", (dtype,))`` or ``("portable", KernelParams)``."""
     if kind == "inputs":
         module: nn.Module = PluginInputs(PLUGIN_DTYPES[params[0]])
         outputs = list(PLUGIN_INPUTS)
     else:
         from nlseg.onnx.lowering import PortablePairwise
 
-        module, outputs = PortablePairwise(*params), ["u"]
+        module, outputs = PortablePairwise(params), ["u"]
     axes = {name: {i: f"{a}" for i, a in enumerate(_AXES[name])} for name in INPUTS}
     model = trace_module(module.eval(), _example(), list(INPUTS), outputs, axes, opset, plugin=False)
     return model.SerializeToString()
@@ -178,7 +178,7 @@ def tensorrt_graph(model: onnx.ModelProto, plugin_dtype: str = "float32") -> Ten
         attrs = _attributes(node)
         kernel = str(attrs["kernel"])
         if kernel not in DISTANCE_KERNELS:
-            params = (kernel, float(attrs["s"]), float(attrs["lam"]), int(attrs["n"]))
+            params = KernelParams(kernel, float(attrs["s"]), float(attrs["lam"]), int(attrs["n"]))
             sub = onnx.load_from_string(_traced("portable", params, opset))
             _, spliced, inits = _splice(sub, list(node.input), prefix, outputs=[node.output[0]])
             nodes.extend(spliced)

@@ -33,6 +33,7 @@ from typing import Callable, List, Tuple, Union
 
 import torch
 
+from nlseg.ops.omega import KernelParams
 from nlseg.tensorrt import rules
 from nlseg.tensorrt.compat import import_tensorrt, triton_pin
 
@@ -46,24 +47,25 @@ def device_target() -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def plugin_kernel(attrs: rules.PluginAttributes, target: str, dtype: str, c_embed: int, c_value: int,
+def plugin_kernel(params: KernelParams, target: str, dtype: str, c_embed: int, c_value: int,
                   scratch_params: int):
     """The :class:`~nlseg.ops.fused.aot.AotKernel` of one plugin configuration (compiled once per process).
 
     ω's constants are computed once, by :func:`nlseg.ops.fused.spec.fused_spec` from the
-    attributes, and compiled in as values. RuntimeError when the kernel cannot run as
-    TensorRT launches it: Triton scratch memory (TensorRT provides none), a parameter list
-    other than the plugin's arguments followed by the ``scratch_params`` trailing pointers
-    this TensorRT pairs with, or more than :data:`~nlseg.tensorrt.rules.MAX_SHARED_MEMORY`.
+    attributes' :class:`~nlseg.ops.omega.KernelParams`, and compiled in as values.
+    RuntimeError when the kernel cannot run as TensorRT launches it: Triton scratch memory
+    (TensorRT provides none), a parameter list other than the plugin's arguments followed by
+    the ``scratch_params`` trailing pointers this TensorRT pairs with, or more than
+    :data:`~nlseg.tensorrt.rules.MAX_SHARED_MEMORY`.
     """
     from nlseg.ops.fused.aot import compile_forward
     from nlseg.ops.fused.spec import fused_spec
     from nlseg.ops.reference import compute_dtype
 
     torch_dtype = _TORCH_DTYPES[dtype]
-    spec = fused_spec(attrs.kernel, attrs.s, attrs.lam, attrs.n, compute_dtype(torch_dtype))
+    spec = fused_spec(params, compute_dtype(torch_dtype))
     compiled = compile_forward(spec, target=target, dtype=torch_dtype, c_embed=c_embed, c_value=c_value)
-    what = f"{rules.PLUGIN_ID} ({attrs.kernel}, {dtype}, C'={c_embed}, C={c_value}, {target})"
+    what = f"{rules.PLUGIN_ID} ({params.kernel}, {dtype}, C'={c_embed}, C={c_value}, {target})"
     scratch = {"global": compiled.global_scratch_bytes, "profile": compiled.profile_scratch_bytes}
     if any(scratch.values()):
         raise RuntimeError(f"{what}: the kernel needs Triton scratch memory ({scratch}), which TensorRT does not "
@@ -156,11 +158,11 @@ def plugin_definitions(trt: ModuleType, trtp: ModuleType) -> PluginDefinitions:
                    values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
                    kernel: str, s: float, lam: float, n: int, outputs: Tuple[trtp.TensorDesc], tactic: int,
                    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
-        attrs = rules.plugin_attributes(kernel, s, lam, n)
+        kernel_params = rules.plugin_attributes(kernel, s, lam, n)
         specs = [spec(d) for d in (theta, phi, theta_sq, phi_sq, values, x, log2_scale)]
         out = rules.infer_output(specs)
         c_embed, c_value = rules.channel_counts(specs)
-        compiled = plugin_kernel(attrs, device_target(), out.dtype, c_embed, c_value, scratch_params)
+        compiled = plugin_kernel(kernel_params, device_target(), out.dtype, c_embed, c_value, scratch_params)
         check_ptx_loadable(compiled.ptx)
         launch = rules.launch_params(compiled.block_rows, compiled.threads_per_block, compiled.shared_mem,
                                      theta.shape_expr[0], theta.shape_expr[1], trtp.cdiv)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
 from nlseg.onnx.custom_op import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
-from nlseg.ops.kernels import DISTANCE_KERNELS, check_kernel
+from nlseg.ops.omega import DISTANCE_KERNELS, KernelParams
 
 PLUGIN_NAME = OP_TYPE
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
@@ -45,7 +45,7 @@ DATA_TYPES: tuple[str, ...] = ("float32", "float16")
 # TensorRT's AOT plugin launch documents no way to request that opt-in, so the kernel must fit in it.
 MAX_SHARED_MEMORY = 48 * 1024
 __all__ = ["PLUGIN_ID", "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "MAX_SHARED_MEMORY", "TensorSpec",
-           "LaunchParams", "PluginAttributes", "plugin_attributes", "infer_output", "channel_counts", "io_types",
+           "LaunchParams", "plugin_attributes", "infer_output", "channel_counts", "io_types",
            "launch_params"]
 
 Dim = TypeVar("Dim")
@@ -57,16 +57,6 @@ class TensorSpec:
 
     shape: tuple[int | None, ...]
     dtype: str
-
-
-@dataclass(frozen=True)
-class PluginAttributes:
-    """The plugin's attributes as the kernel uses them (the ONNX node's ``kernel``, ``s``, ``lam``, ``n``)."""
-
-    kernel: str
-    s: float
-    lam: float
-    n: int
 
 
 @dataclass(frozen=True)
@@ -99,8 +89,9 @@ def io_types() -> str:
     return ", ".join([*columns, "FP32|FP16"])
 
 
-def plugin_attributes(kernel: str, s: float, lam: float, n: int) -> PluginAttributes:
-    """The attributes as TensorRT's ONNX parser delivers them, checked and normalised.
+def plugin_attributes(kernel: str, s: float, lam: float, n: int) -> KernelParams:
+    """The attributes as TensorRT's ONNX parser delivers them (the ONNX node's ``kernel``, ``s``,
+    ``lam``, ``n``), checked and normalised into the kernel's parameters (log kernel: Euler's γ).
 
     The parser copies a string attribute with its C terminator (onnx-tensorrt's ``copyField``
     appends ``\\0``) and ``tensorrt.plugin`` decodes all of its bytes, so ``kernel`` arrives as
@@ -112,8 +103,7 @@ def plugin_attributes(kernel: str, s: float, lam: float, n: int) -> PluginAttrib
     name = str(kernel).rstrip("\x00")
     if name not in DISTANCE_KERNELS:
         raise ValueError(f"{PLUGIN_ID} computes {', '.join(DISTANCE_KERNELS)}, not {name!r}")
-    check_kernel(name, float(s), int(n))
-    return PluginAttributes(name, float(s), float(lam), int(n))
+    return KernelParams(name, float(s), float(lam), int(n))
 
 
 def infer_output(inputs: Sequence[TensorSpec], *, shapes_known: bool = True) -> TensorSpec:

@@ -11,7 +11,7 @@ import numpy as np
 from nlseg.data.synthetic.painter import Painter
 from nlseg.data.synthetic.texture import jitter, pick
 
-# Train ids (DESIGN §2.6).
+# Train ids (docs/design.md §2.6).
 ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, LIGHT, SIGN, VEGETATION, TERRAIN, SKY = range(11)
 PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE = range(11, 19)
 

@@ -1,9 +1,9 @@
 """The CPU implementation of the distance kernels (``impl="cpu"``): inputs, constants, autograd.
 
 Semantics are the reference's (``nlseg.ops.reference``): θ, φ conditioned by
-:func:`~nlseg.ops.kernels.condition_embeddings` in float32 (float64 for float64 inputs), the
-zero rule of :func:`~nlseg.ops.kernels.zero_distance_mask`, ω and the sums in that dtype, and
-u from :func:`~nlseg.ops.kernels.combine`. The kernel's constants come from
+:func:`~nlseg.ops.omega.condition_embeddings` in float32 (float64 for float64 inputs), the
+zero rule of :func:`~nlseg.ops.omega.zero_distance_mask`, ω and the sums in that dtype, and
+u from :func:`~nlseg.ops.omega.combine`. The kernel's constants come from
 :func:`~nlseg.ops.fused.spec.fused_spec`, computed from the kernel table, as the fused GPU
 kernel's do. The C++ kernel (``pairwise_cpu.cpp``) returns S_i = Σ_j ω_ij v_j and R_i = Σ_j ω_ij;
 its backward recomputes ω tile by tile, so memory is O((N + M)·C) in both directions
@@ -12,7 +12,6 @@ its backward recomputes ω tile by tile, so memory is O((N + M)·C) in both dire
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 
 from nlseg.ops.cpu.build import LIBRARY, LoadedKernel
 from nlseg.ops.fused.spec import MODE_LOG, FusedSpec, fused_spec
-from nlseg.ops.kernels import EULER_GAMMA, combine, condition_embeddings, kernel_constant
+from nlseg.ops.omega import KernelParams, combine, condition_embeddings
 from nlseg.ops.reference import compute_dtype, pairwise_reference
 
 # Modes of pairwise_cpu.cpp (enum Mode).
@@ -52,15 +51,6 @@ def kernel_args(spec: FusedSpec, kernel: LoadedKernel) -> KernelArgs:
         exact = abs(4.0 * spec.half_p - quarters) < 1e-9 and 1 <= quarters <= kernel.max_quarters
         mode, quarters = (MODE_POWER_QUARTERS, quarters) if exact else (MODE_POWER_REAL, 0)
     return KernelArgs(mode, quarters, spec.half_p, log_coef, spec.zero_rtol, torch.get_num_threads())
-
-
-def cpu_spec(kernel: str, s: float, lam: float, n: int, dtype: torch.dtype, log_gamma: float) -> FusedSpec:
-    """The kernel's constants (:func:`fused_spec`), the log kernel's constant term −c_n·γ taken
-    with γ = ``log_gamma`` (Euler's γ as (4.8) reads, or the thesis authors' λγ)."""
-    spec = fused_spec(kernel, s, lam, n, dtype)
-    if spec.mode == MODE_LOG:
-        spec = dataclasses.replace(spec, log_offset=-kernel_constant(kernel, s, n) * log_gamma)
-    return spec
 
 
 def batch_gain_offset(spec: FusedSpec, log2_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,30 +171,20 @@ class DistanceSums(torch.autograd.Function):
         return grad_q[..., :e], grad_k[:, :m, :e], grad_v[:, :m, :c], None, None, None, None
 
 
-def pairwise_cpu(
-    theta: torch.Tensor,
-    phi: torch.Tensor,
-    values: torch.Tensor,
-    x: torch.Tensor,
-    kernel: str,
-    *,
-    s: float = 0.5,
-    lam: float = 0.1,
-    n: int = 2,
-    log_gamma: float = EULER_GAMMA,
-) -> torch.Tensor:
+def pairwise_cpu(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor,
+                 params: KernelParams) -> torch.Tensor:
     """u (B, N, C) for ``frac``, ``invfrac`` or ``log`` through the C++ kernel (docs/design.md §2.3).
 
-    ``log_gamma`` is the constant term γ of the log kernel c_n(−2λ log‖θ−φ‖ − γ), a runtime
-    value of the kernel. float16 and bfloat16 are computed in float32, float64 in float64; u is
-    returned in ``x``'s dtype. Runs the reference (same results, one warning per process) when
-    the kernel cannot be built.
+    ``params.log_gamma`` is the constant term γ of the log kernel c_n(−2λ log‖θ−φ‖ − γ), a
+    runtime value of the kernel. float16 and bfloat16 are computed in float32, float64 in
+    float64; u is returned in ``x``'s dtype. Runs the reference (same results, one warning per
+    process) when the kernel cannot be built.
     """
     if theta.device.type != "cpu":
         raise ValueError(f"pairwise implementation 'cpu' computes CPU tensors, got {theta.device.type} tensors")
     loaded = LIBRARY.load()
     if loaded is None:
-        return pairwise_reference(theta, phi, values, x, kernel, s=s, lam=lam, n=n, log_gamma=log_gamma)
+        return pairwise_reference(theta, phi, values, x, params)
     out_dtype = x.dtype
     dtype = compute_dtype(theta.dtype)
     b, n_q, _ = theta.shape
@@ -215,8 +195,8 @@ def pairwise_cpu(
     q, k, log_scale = condition_embeddings(theta, phi)
     # The scale is 2^l exactly (condition_embeddings); the kernel's constants take the integer l.
     log2_scale = torch.round(log_scale.detach().reshape(b).double() / math.log(2.0))
-    spec = cpu_spec(kernel, s, lam, n, dtype, log_gamma)
+    spec = fused_spec(params, dtype)
     gain, offset = batch_gain_offset(spec, log2_scale)
     sums, row_sums = DistanceSums.apply(q, k, values.contiguous(), gain.contiguous(), offset.contiguous(),
                                         kernel_args(spec, loaded), loaded)
-    return combine(kernel, sums, row_sums.unsqueeze(-1), x, m).to(out_dtype)
+    return combine(params.kernel, sums, row_sums.unsqueeze(-1), x, m).to(out_dtype)

@@ -13,6 +13,7 @@ import importlib.util
 import torch
 
 from nlseg.ops.associative import pairwise_associative
+from nlseg.ops.omega import KernelParams
 
 FUSED_KERNELS: tuple[str, ...] = ("dot", "frac", "invfrac", "log")
 
@@ -22,20 +23,11 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def pairwise_fused(
-    theta: torch.Tensor,
-    phi: torch.Tensor,
-    values: torch.Tensor,
-    x: torch.Tensor,
-    kernel: str,
-    *,
-    s: float = 0.5,
-    lam: float = 0.1,
-    n: int = 2,
-) -> torch.Tensor:
+def pairwise_fused(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor,
+                   params: KernelParams) -> torch.Tensor:
     """u for ``frac``, ``invfrac``, ``log`` through the fused kernels; ``dot`` through its associative form."""
-    if kernel == "dot":
-        return pairwise_associative(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
+    if params.kernel == "dot":
+        return pairwise_associative(theta, phi, values, x, params)
     from nlseg.ops.fused.function import fused_update  # imports triton: see the module docstring
 
-    return fused_update(theta, phi, values, x, kernel, s=s, lam=lam, n=n)
+    return fused_update(theta, phi, values, x, params)

@@ -39,6 +39,7 @@ from nlseg.ops.fused.function import (
 )
 from nlseg.ops.fused.kernels import pairwise_forward_kernel
 from nlseg.ops.fused.spec import SUPPORTED_DTYPES, FusedSpec, Tiles, forward_tiles, fused_spec
+from nlseg.ops.omega import KernelParams
 from nlseg.ops.reference import compute_dtype
 
 # Runtime arguments of the forward kernel, in order, and what TensorRT passes for each.
@@ -138,7 +139,7 @@ def compile_pairwise_forward(
     """PTX of the fused forward kernel for ``kernel`` (``frac``/``invfrac``/``log``) on ``target``."""
     if dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"the fused kernel computes {', '.join(map(str, SUPPORTED_DTYPES))}, not {dtype}")
-    spec = fused_spec(kernel, s, lam, n, compute_dtype(dtype))
+    spec = fused_spec(KernelParams(kernel, s, lam, n), compute_dtype(dtype))
     return compile_forward(spec, target=target, dtype=dtype, c_embed=c_embed, c_value=c_value,
                            fp32_precision=fp32_precision, tiles=tiles)
 

@@ -1,8 +1,8 @@
 """Launching the fused kernels: precision plan, autograd.Function, and the pairwise entry point.
 
 Semantics are the reference's (``nlseg.ops.reference``): embeddings conditioned by
-:func:`~nlseg.ops.kernels.condition_embeddings` in float32 (float64 for float64 inputs),
-the zero rule of :func:`~nlseg.ops.kernels.zero_distance_mask`, ω and the sums in float32.
+:func:`~nlseg.ops.omega.condition_embeddings` in float32 (float64 for float64 inputs),
+the zero rule of :func:`~nlseg.ops.omega.zero_distance_mask`, ω and the sums in float32.
 Memory is O((N + M)·C) in the forward and the backward: ω is recomputed tile by tile.
 
 Precision of the two dots per tile (docs/design.md §2.3):
@@ -46,7 +46,7 @@ from nlseg.ops.fused.spec import (
     forward_tiles,
     fused_spec,
 )
-from nlseg.ops.kernels import condition_embeddings
+from nlseg.ops.omega import KernelParams, condition_embeddings
 from nlseg.ops.reference import compute_dtype
 
 FP32_PRECISIONS = ("tf32x3", "ieee")
@@ -219,22 +219,13 @@ def prepare_inputs(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor,
                         x.to(dtype).contiguous(), log2_scale)
 
 
-def fused_update(
-    theta: torch.Tensor,
-    phi: torch.Tensor,
-    values: torch.Tensor,
-    x: torch.Tensor,
-    kernel: str,
-    *,
-    s: float = 0.5,
-    lam: float = 0.1,
-    n: int = 2,
-    fp32_precision: str = DEFAULT_FP32_PRECISION,
-) -> torch.Tensor:
+def fused_update(theta: torch.Tensor, phi: torch.Tensor, values: torch.Tensor, x: torch.Tensor,
+                 params: KernelParams, *, fp32_precision: str = DEFAULT_FP32_PRECISION) -> torch.Tensor:
     """u (B, N, C) for a distance kernel through the fused Triton kernels (docs/design.md §2.3).
 
     The inputs take ``theta``'s dtype (float16, bfloat16, float32 or float64); u is returned
-    in ``x``'s dtype, like the reference.
+    in ``x``'s dtype, like the reference. ω's constants, the log kernel's ``params.log_gamma``
+    included, are compiled in (:func:`~nlseg.ops.fused.spec.fused_spec`).
     """
     dtype = theta.dtype
     if dtype not in SUPPORTED_DTYPES:
@@ -243,7 +234,7 @@ def fused_update(
     b, n_q, _ = theta.shape
     if b == 0 or n_q == 0 or x.shape[2] == 0:
         return torch.zeros(x.shape, device=x.device, dtype=x.dtype)
-    spec = fused_spec(kernel, s, lam, n, compute_dtype(dtype))
+    spec = fused_spec(params, compute_dtype(dtype))
     k = prepare_inputs(theta, phi, values, x)
     # Triton launches on the current CUDA device; the autograd engine sets it for the backward.
     with torch.cuda.device(theta.device) if theta.is_cuda else contextlib.nullcontext():

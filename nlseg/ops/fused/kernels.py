@@ -6,7 +6,7 @@ streams the other side through in tiles. Per tile, d'² = ‖a‖² + ‖b‖² 
 tensor-core ``tl.dot`` plus the precomputed squared norms (§4.2.2), ω in float32 (float64 for
 float64 inputs), and the sums are accumulated in float32.
 
-The zero-distance rule is :func:`nlseg.ops.kernels.zero_distance_mask`: d'² <= rtol·(‖a‖² +
+The zero-distance rule is :func:`nlseg.ops.omega.zero_distance_mask`: d'² <= rtol·(‖a‖² +
 ‖b‖²). Padding rows and columns (beyond N or M) load their squared norm as +inf, so the same
 rule drops them and no per-pair mask is needed. A dropped pair gets d'² = +inf, whose rsqrt
 and exp2(−h·log2) are exactly 0.

@@ -1,8 +1,8 @@
-"""What the fused kernel is told, computed from the one kernel table (``nlseg.ops.kernels``).
+"""What the fused kernel is told, computed from the one kernel table (``nlseg.ops.omega``).
 
 The Triton code receives every constant of ω as a compile-time scalar taken from
-:func:`~nlseg.ops.kernels.kernel_constant`, :func:`~nlseg.ops.kernels.distance_exponent`,
-:data:`~nlseg.ops.kernels.KERNEL_FORMS` and :func:`~nlseg.ops.kernels.zero_rtol`, so the
+:class:`~nlseg.ops.omega.KernelParams` (its constant, exponent and ``log_gamma``),
+:data:`~nlseg.ops.omega.KERNEL_FORMS` and :func:`~nlseg.ops.omega.zero_rtol`, so the
 fused kernel and the reference cannot drift apart (docs/design.md §2.3). Importing this module does
 not import Triton.
 """
@@ -14,14 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nlseg.ops.kernels import (
-    DISTANCE_KERNELS,
-    EULER_GAMMA,
-    KERNEL_FORMS,
-    distance_exponent,
-    kernel_constant,
-    zero_rtol,
-)
+from nlseg.ops.omega import DISTANCE_KERNELS, KERNEL_FORMS, KernelParams, zero_rtol
 
 # How the kernel evaluates ω' from d'² = ‖θ'_i − φ'_j‖² (conditioned embeddings, docs/design.md §3):
 MODE_POWER = 0  # ω' = rsqrt(d'²)^p for an integer p (s = 1/2): one rsqrt per pair
@@ -51,22 +44,26 @@ class FusedSpec:
     zero_rtol: float  # d'² <= zero_rtol·(‖θ'‖² + ‖φ'‖²) counts as zero
 
 
-def fused_spec(kernel: str, s: float, lam: float, n: int, compute_dtype: torch.dtype) -> FusedSpec:
-    """The :class:`FusedSpec` of ``kernel`` with exponent ``s``, scaling λ, dimension constant ``n``."""
-    if kernel not in DISTANCE_KERNELS:
-        raise ValueError(f"the fused kernel computes {', '.join(DISTANCE_KERNELS)}, not {kernel!r}")
-    form = KERNEL_FORMS[kernel]
-    c = kernel_constant(kernel, s, n)
+def fused_spec(params: KernelParams, compute_dtype: torch.dtype) -> FusedSpec:
+    """The :class:`FusedSpec` of a distance kernel ``params`` for sums in ``compute_dtype``.
+
+    The log kernel's constant term −c_n·γ takes γ = ``params.log_gamma`` (one compiled
+    variant of the Triton kernels per value).
+    """
+    if params.kernel not in DISTANCE_KERNELS:
+        raise ValueError(f"the fused kernel computes {', '.join(DISTANCE_KERNELS)}, not {params.kernel!r}")
+    form = KERNEL_FORMS[params.kernel]
+    c = params.constant
     common = dict(sign=form.sign, subtract_x=form.subtracts_x, zero_rtol=zero_rtol(compute_dtype))
-    if kernel == "log":
-        return FusedSpec(MODE_LOG, 0, 0.0, -c * lam * math.log(2.0), -c * EULER_GAMMA, **common)
-    p = distance_exponent(kernel, s, n)
+    if params.kernel == "log":
+        return FusedSpec(MODE_LOG, 0, 0.0, -c * params.lam * math.log(2.0), -c * params.log_gamma, **common)
+    p = params.exponent
     integer_power = abs(p - round(p)) < 1e-12 and round(p) >= 1
     return FusedSpec(
         MODE_POWER if integer_power else MODE_EXP2,
         round(p) if integer_power else 0,
         p / 2.0,
-        c * lam,
+        c * params.lam,
         0.0,
         **common,
     )

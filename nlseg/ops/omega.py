@@ -1,4 +1,4 @@
-"""The pairwise kernels ω of the Nonlocal Block: one definition of each formula.
+"""ω, the pairwise kernel of the Nonlocal Block: one definition of each formula, and its parameters.
 
 Every implementation of the pairwise update (reference, associative, fused, exported graphs)
 computes the same two reductions over the key positions j,
@@ -6,9 +6,10 @@ computes the same two reductions over the key positions j,
     S_i = Σ_j ω_ij v_j        R_i = Σ_j ω_ij,
 
 and combines them as ``u_i = (sign / M) · (S_i − x_i R_i)`` for the difference kernels, or
-``u_i = (sign / M) · S_i`` for the weighted-sum kernels (DESIGN §2.3). This module holds the
-kernel table: the weight ω as a function of the embeddings, the constants c_{n,s}, c_{n,−s},
-c_n, and the rule that decides when a distance is zero.
+``u_i = (sign / M) · S_i`` for the weighted-sum kernels (docs/design.md §2.3). This module holds
+the kernel table: the weight ω as a function of the embeddings, the constants c_{n,s}, c_{n,−s},
+c_n, the rule that decides when a distance is zero, and :class:`KernelParams`, the kernel with
+its parameters as every implementation takes them.
 
 | kernel     | ω_ij                                   | u_i                        | thesis |
 |------------|----------------------------------------|----------------------------|--------|
@@ -102,6 +103,42 @@ def distance_exponent(kernel: str, s: float, n: int) -> float:
     raise ValueError(f"kernel {kernel!r} has no power-law exponent")
 
 
+@dataclass(frozen=True)
+class KernelParams:
+    """The pairwise kernel ω and its parameters, checked once (ValueError outside their domain).
+
+    ``s``: exponent of the fractional kernels, 0 < s < 1 (and s < n/2 for ``invfrac``);
+    ``lam``: the scaling λ; ``n``: the dimension constant; ``log_gamma``: the constant term γ of
+    the log kernel, c_n(−2λ log‖θ−φ‖ − γ): Euler's γ as (4.8) reads, λγ as the thesis authors'
+    code computes (docs/design.md §6). Parameters a kernel does not use are carried as given.
+    """
+
+    kernel: str
+    s: float = 0.5
+    lam: float = 0.1
+    n: int = 2
+    log_gamma: float = EULER_GAMMA
+
+    def __post_init__(self) -> None:
+        check_kernel(self.kernel, self.s, self.n)
+        check_log_gamma(self.log_gamma)
+
+    @property
+    def constant(self) -> float:
+        """c_{n,s} (frac), c_{n,−s} (invfrac), c_n (log), else 1: :func:`kernel_constant`."""
+        return kernel_constant(self.kernel, self.s, self.n)
+
+    @property
+    def exponent(self) -> float:
+        """p in ω ∝ ‖θ−φ‖^{−p} (frac, invfrac): :func:`distance_exponent`."""
+        return distance_exponent(self.kernel, self.s, self.n)
+
+    @property
+    def custom_log_gamma(self) -> bool:
+        """True for a log kernel whose constant term is not Euler's γ (the authors' λγ, docs/design.md §6)."""
+        return self.kernel == "log" and self.log_gamma != EULER_GAMMA
+
+
 def zero_rtol(dtype: torch.dtype) -> float:
     """Relative threshold under which a squared distance computed in ``dtype`` counts as zero."""
     return ZERO_RTOL_EPS * torch.finfo(dtype).eps
@@ -143,42 +180,32 @@ def zero_distance_mask(d2: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
     return d2 <= zero_rtol(d2.dtype) * norms
 
 
-def distance_weight(
-    kernel: str,
-    log_d2: torch.Tensor,
-    zero: torch.Tensor,
-    *,
-    s: float,
-    lam: float,
-    n: int,
-    log_gamma: float = EULER_GAMMA,
-) -> torch.Tensor:
+def distance_weight(params: KernelParams, log_d2: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
     """ω for the distance kernels from log‖θ_i−φ_j‖² (finite where ``zero`` is False).
 
     frac / invfrac: c λ ‖·‖^{−p} = c λ exp(−p/2 · log d²); log: c (−2λ log‖·‖ − γ) =
-    c (−λ log d² − γ) with γ = ``log_gamma``. Entries at zero distance are 0 (safe divide,
-    §4.2.2 and §4.2.3).
+    c (−λ log d² − γ) with γ = ``params.log_gamma``. Entries at zero distance are 0 (safe
+    divide, §4.2.2 and §4.2.3).
     """
-    c = kernel_constant(kernel, s, n)
-    if kernel == "log":
-        w = c * (-lam * log_d2 - log_gamma)
+    c = params.constant
+    if params.kernel == "log":
+        w = c * (-params.lam * log_d2 - params.log_gamma)
     else:
-        p = distance_exponent(kernel, s, n)
-        w = (c * lam) * torch.exp(-0.5 * p * log_d2)
+        w = (c * params.lam) * torch.exp(-0.5 * params.exponent * log_d2)
     return torch.where(zero, torch.zeros_like(w), w)
 
 
-def similarity_weight(kernel: str, dot: torch.Tensor, *, lam: float) -> torch.Tensor:
+def similarity_weight(params: KernelParams, dot: torch.Tensor) -> torch.Tensor:
     """ω for the similarity kernels from θ_i·φ_j: λ θ·φ (dot) or exp(λ θ·φ) (gaussian).
 
-    The gaussian kernel is not normalised by its row sums (DESIGN §2.3), so it overflows
+    The gaussian kernel is not normalised by its row sums (docs/design.md §2.3), so it overflows
     float32 once λ θ·φ exceeds about 88: the exact update is then not representable either.
     """
-    if kernel == "dot":
-        return lam * dot
-    if kernel == "gaussian":
-        return torch.exp(lam * dot)
-    raise ValueError(f"kernel {kernel!r} is not a similarity kernel")
+    if params.kernel == "dot":
+        return params.lam * dot
+    if params.kernel == "gaussian":
+        return torch.exp(params.lam * dot)
+    raise ValueError(f"kernel {params.kernel!r} is not a similarity kernel")
 
 
 def combine(kernel: str, weighted_values: torch.Tensor, row_sums: torch.Tensor, x: torch.Tensor, m: int) -> torch.Tensor:
@@ -189,15 +216,7 @@ def combine(kernel: str, weighted_values: torch.Tensor, row_sums: torch.Tensor, 
 
 
 def pair_weights(
-    kernel: str,
-    theta: torch.Tensor,
-    phi: torch.Tensor,
-    log_scale: torch.Tensor | None = None,
-    *,
-    s: float,
-    lam: float,
-    n: int,
-    log_gamma: float = EULER_GAMMA,
+    params: KernelParams, theta: torch.Tensor, phi: torch.Tensor, log_scale: torch.Tensor | None = None
 ) -> torch.Tensor:
     """The kernel matrix ω (B, n, m) between query embeddings θ (B, n, C') and keys φ (B, m, C').
 
@@ -205,12 +224,12 @@ def pair_weights(
     ``exp(log_scale)`` is restored inside log d².
     """
     dot = theta @ phi.transpose(-1, -2)
-    if kernel not in DISTANCE_KERNELS:
-        return similarity_weight(kernel, dot, lam=lam)
+    if params.kernel not in DISTANCE_KERNELS:
+        return similarity_weight(params, dot)
     theta_sq = (theta * theta).sum(-1, keepdim=True)
     phi_sq = (phi * phi).sum(-1).unsqueeze(-2)
     d2, zero = squared_distance(dot, theta_sq, phi_sq)
     log_d2 = torch.log(torch.where(zero, torch.ones_like(d2), d2))
     if log_scale is not None:
         log_d2 = log_d2 + 2.0 * log_scale
-    return distance_weight(kernel, log_d2, zero, s=s, lam=lam, n=n, log_gamma=log_gamma)
+    return distance_weight(params, log_d2, zero)
