@@ -8,8 +8,8 @@ Two graph forms:
   sizes would be baked into the graph at the traced shape), so the conditioning, the norm
   expansion and the zero-distance rule of :mod:`nlseg.ops.omega` are exported as they are.
 - ``plugin``: one ``nlseg::PairwiseKernel`` node per pairwise update (:mod:`nlseg.onnx.custom_op`).
-  Its kernel (the fused Triton kernel) computes the log kernel with Euler's γ only, so a log
-  kernel with another constant term (``log_gamma``, docs/design.md §6) is refused.
+  The node has no attribute for the log kernel's constant term, so the plugin computes Euler's
+  γ, and a log kernel with another constant (``log_gamma``, docs/design.md §6) is refused.
 
 :func:`lower_model` swaps every ``PairwiseOperator`` of a copy of the model; the original
 (used for training and as the parity reference) is left untouched.
