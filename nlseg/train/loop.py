@@ -1,4 +1,4 @@
-"""Training and evaluation (thesis §4.3, §4.4; DESIGN §2.4).
+"""Training and evaluation (thesis §4.3, §4.4; docs/design.md §2.4).
 
 Cross-entropy plus weight smoothness decay (4.10) in the loss, L2 decay (4.9) through the
 optimiser's parameter groups, SGD with momentum and the warm-up/step schedule of

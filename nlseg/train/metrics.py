@@ -1,4 +1,4 @@
-"""Metrics of classification and segmentation, accumulated over batches (thesis §5.5; DESIGN §2.5).
+"""Metrics of classification and segmentation, accumulated over batches (thesis §5.5; docs/design.md §2.5).
 
 One confusion matrix (rows: true class, columns: predicted) gives accuracy / pixel accuracy
 (5.1) and the standard IoU per class (5.2), TP / (TP + FP + FN), with pixels labelled 255

@@ -1,4 +1,4 @@
-"""The thesis's training recipe per dataset (§4.3, §4.4, §5.2; DESIGN §2.4) and its schedule."""
+"""The thesis's training recipe per dataset (§4.3, §4.4, §5.2; docs/design.md §2.4) and its schedule."""
 
 from __future__ import annotations
 
