@@ -185,7 +185,7 @@ _add(Experiment(
           "reported because they fluctuate).",
 ))
 _add(Experiment(
-    "qtips-seg", "§5.2, DESIGN §2.6", "Q-tips segmentation (per-pixel class of the stick): mIoU per epoch",
+    "qtips-seg", "§5.2, docs/design.md §2.6", "Q-tips segmentation (per-pixel class of the stick): mIoU per epoch",
     "curves", ("hamiltonian", "diffusion", "frac", "invfrac", "log"), (Column("qtips-seg", "Q-tips-seg (σ = 0.3)"),),
     ("miou", "pixel_accuracy"),
     {"full": Setting(THESIS_SEEDS, note="the Q-tips recipe for segmenters: 6-6-6 / 32-64-112 without pooling, "
@@ -198,7 +198,7 @@ _add(Experiment(
                         note="pipeline check on a CPU: 2 epochs on 50 + 50 images, 2-2-2 / 8-16-28 segmenters "
                              "with Nonlocal pool 8, 1 seed")},
     claim="Not in the thesis: the segmentation variant needs both marker colours at every stick pixel, so a "
-          "Nonlocal network should reach a higher mIoU than the local Hamiltonian network (DESIGN §2.6).",
+          "Nonlocal network should reach a higher mIoU than the local Hamiltonian network (docs/design.md §2.6).",
 ))
 _add(Experiment(
     "table5.1", "Table 5.1", "Blocks per Unit of the Hamiltonian network", "table",

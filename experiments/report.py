@@ -113,7 +113,7 @@ def table_lines(outcome: Outcome) -> list[str]:
     if e.kind == "cost":
         executed = [[NETWORKS[r].label] + [_fmt(outcome.cells[r][c.key].extra.get("macs_executed"), 1)
                                            for c in e.columns] for r in outcome.rows]
-        lines += ["", "Multiply-adds nlseg actually executes (M; 𝓛 in its associative form, DESIGN §2.3):", ""]
+        lines += ["", "Multiply-adds nlseg actually executes (M; 𝓛 in its associative form, docs/design.md §2.3):", ""]
         lines += _markdown_table(["Network"] + [c.label for c in e.columns], executed)
     return lines
 
