@@ -89,10 +89,48 @@ def test_camvid_run_killed_and_resumed_is_identical(camvid, tmp_path, cli):
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
+def test_init_starts_from_a_checkpoint_and_keeps_its_architecture(camvid, tmp_path, cli):
+    """--init: fine-tuning starts from the checkpoint's weights (not He init), with its architecture
+    and input size; it is part of the run's settings, so a resume must repeat it."""
+    base = tmp_path / "base"
+    code, _, err = cli(*train_args(camvid, base, "--epochs", "1", "--infer-size", "18x32"))
+    assert code == 0, err
+    start = torch.load(base / "last.pt", weights_only=True)["state_dict"]
+    tuned = tmp_path / "tuned"
+    args = ["train", "camvid", "--data-dir", camvid, "--epochs", "1", "--batch-size", "3", "--size", "24x32",
+            "--crop", "16x24", "--lr", "1e-9", "--init", base / "last.pt", "--out", tuned]
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    payload = torch.load(tuned / "last.pt", weights_only=True)
+    base_config = torch.load(base / "last.pt", weights_only=True)["model_config"]
+    assert payload["model_config"] == base_config  # channels, blocks, nonlocal and the 18x32 input size
+    run = json.loads((tuned / "config.json").read_text())["run"]
+    assert run["init"] == str(base / "last.pt")
+    # lr 1e-9: the convolution weights stay where the checkpoint left them (He init would not)
+    for key, value in start.items():
+        if key.endswith("weight") and value.dim() == 4:
+            torch.testing.assert_close(payload["state_dict"][key], value, rtol=0, atol=1e-6)
+    code, _, err = cli(*[a for a in args if a not in ("--init", base / "last.pt")], "--epochs", "2", "--resume")
+    assert code == 2 and "init" in err and "differ" in err
+
+
+def test_synthetic_scenes_join_the_training_split(camvid, tmp_path, cli):
+    out = tmp_path / "mixed"
+    code, stdout, err = cli(*train_args(camvid, out, "--epochs", "1", "--synthetic-scenes", "3"))
+    assert code == 0, err
+    assert "rendering 3 synthetic scenes at 24x32" in stdout and "9 training and 3 validation images" in stdout
+    assert json.loads((out / "config.json").read_text())["run"]["synthetic_scenes"] == 3
+
+
 @pytest.mark.parametrize(
     "args,flag",
     [
         (["train", "camvid", "--data-dir", "{empty}"], "trainannot"),
+        (["train", "qtips", "--synthetic-scenes", "3"], "--synthetic-scenes"),
+        (["train", "synthetic", "--synthetic-scenes", "3", "--size", "24x32"], "--synthetic-scenes"),
+        (["train", "camvid", "--data-dir", "{empty}", "--synthetic-scenes", "-1"], "--synthetic-scenes"),
+        (["train", "camvid", "--data-dir", "{empty}", "--init", "{ckpt}", "--channels", "8-8-8-8"], "--init"),
+        (["train", "qtips", "--init", "{ckpt}"], "--init"),
         (["train", "qtips", "--crop", "8x8"], "--crop"),
         (["train", "cifar10", "--class-weights"], "--class-weights"),
         (["train", "camvid", "--data-dir", "{empty}", "--schedule", "linear"], "--schedule"),

@@ -14,8 +14,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from nlseg.checkpoint import load_model
-from nlseg.data.registry import Request, dataset_info, load_split
-from nlseg.data.synthetic import COUNTS
+from nlseg.data.labels import BDD100K_CLASSES
+from nlseg.data.registry import DATA_SEED, Request, dataset_info, load_split
+from nlseg.data.split import concat
+from nlseg.data.synthetic import COUNTS, synthetic_split
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig
 from nlseg.runtime.device import resolve_device
@@ -44,6 +46,7 @@ def train(
     dataset: str,
     config: ModelConfig | None = None,
     *,
+    init: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
     size: Size | None = None,
     crop: Size | None = None,
@@ -60,10 +63,15 @@ def train(
     device: str | None = "auto",
     workers: int = 4,
     train_fraction: float = 1.0,
+    synthetic_scenes: int = 0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``config`` (default: the dataset's thesis architecture) on ``dataset`` with its recipe.
 
+    ``init``: a checkpoint to start from (fine-tuning) instead of He initialisation; the
+    architecture and the default input size are then the checkpoint's (no ``config``).
+    ``synthetic_scenes``: add this many generated driving scenes (nlseg's scene generator, at the
+    training size) to the training split of a street-scene set, for the train ids it lacks.
     ``size``: the training frames' (H, W) of segmentation sets; ``crop``: random training crops of
     street scenes; ``infer_size``: the input size recorded for inference (default ``size``).
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights`` override the recipe. One run
@@ -72,14 +80,27 @@ def train(
     Returns ``{"histories": {seed: rows}, "median": …}`` (median only with ``seed_dirs``).
     """
     info = dataset_info(dataset)
-    config = config if config is not None else ModelConfig.from_preset(info.preset)
+    preset = ModelConfig.from_preset(info.preset)
+    if init is not None:
+        if config is not None:
+            raise InputError("the architecture comes from the checkpoint: give init or a model config, not both",
+                             param="init")
+        _, config, _ = load_model(init)
+        if (config.task, config.num_classes) != (preset.task, preset.num_classes):
+            raise InputError(f"{init}: a {config.num_classes}-class {config.task} network; {dataset} trains "
+                             f"{preset.num_classes}-class {preset.task} networks", param="init")
+    config = config if config is not None else preset
     image_size = _size(size, "size", config.task, dataset, info.size or config.image_size)
     recipe = RECIPES[dataset]
     if schedule is not None and schedule not in SCHEDULES:
         raise InputError(f"expected one of {', '.join(SCHEDULES)}, got {schedule!r}", param="schedule")
-    for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size)):
+    for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size),
+                         ("synthetic_scenes", synthetic_scenes or None)):
         if value is not None and (config.task != "segment" or dataset == "qtips-seg"):
             raise InputError(f"for street-scene segmentation sets, not {dataset}", param=param)
+    if synthetic_scenes and (info.class_names != BDD100K_CLASSES or dataset == "synthetic"):
+        raise InputError(f"generated scenes are labelled in the 19 train ids; {dataset} is not, or is generated "
+                         "itself", param="synthetic_scenes")
     crop_size = _size(crop, "crop", config.task, dataset, image_size) if crop is not None else recipe.crop
     if crop is None and crop_size is not None and info.size is not None and image_size != info.size:
         crop_size = (round(crop_size[0] * image_size[0] / info.size[0]), round(crop_size[1] * image_size[1] / info.size[1]))
@@ -88,6 +109,7 @@ def train(
                              ("lr", lr, lr is None or lr > 0),
                              ("train_fraction", train_fraction, 0 < train_fraction <= 1),
                              ("workers", workers, workers >= 1),
+                             ("synthetic_scenes", synthetic_scenes, synthetic_scenes >= 0),
                              ("seeds", list(seeds), len(seeds) > 0 and min(seeds) >= 0 and len(set(seeds)) == len(seeds))):
         if not ok:
             raise InputError(f"invalid value {value}", param=param)
@@ -95,7 +117,8 @@ def train(
                      class_weights=recipe.class_weights if class_weights is None else class_weights,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
-    config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset, image_size))
+    config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,
+                                              config.image_size if init is not None else image_size))
     root = Path(out) if out is not None else Path("runs") / dataset
     folder = None if data_dir is None else Path(data_dir)
     ctx = distributed.setup(device or "auto")
@@ -111,6 +134,11 @@ def train(
             log(f"loading {dataset} ({'generated' if folder is None else folder}) ...")
         train_split = load_split(dataset, request)
         val_split = load_split(dataset, replace(request, split="val"))
+        if synthetic_scenes:
+            log(f"rendering {synthetic_scenes} synthetic scenes at {image_size[0]}x{image_size[1]} to add to "
+                f"the training split ...")
+            train_split = concat(train_split, synthetic_split("train", synthetic_scenes, image_size, seed=DATA_SEED,
+                                                              workers=workers))
         if train_split.task != config.task:
             raise InputError(f"a {config.task} network cannot train on {dataset} ({train_split.task})", param="model")
         decay = (f"with ×{recipe.gamma} after epochs {list(recipe.milestone_epochs())}" if recipe.schedule == "step"
@@ -121,7 +149,7 @@ def train(
         histories = {}
         for seed in seeds:
             spec = RunSpec(dataset, None if folder is None else str(folder.resolve()), image_size, config,
-                           recipe, seed, train_fraction)
+                           recipe, seed, train_fraction, None if init is None else str(init), synthetic_scenes)
             histories[seed] = fit(spec, train_split, val_split, root / f"seed-{seed}" if seed_dirs else root, ctx,
                                   resume, info.class_names, log, info.scored_as)
         result: dict[str, Any] = {"histories": histories}

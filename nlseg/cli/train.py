@@ -59,6 +59,8 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size",
                                                       help="Global batch size (default: the recipe's).")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate after warm-up (default: the recipe's).")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this checkpoint's weights (fine-tuning); "
+                                                 "the architecture is the checkpoint's, so no model flags.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/DATASET).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of initialisation, data order and "
@@ -69,6 +71,9 @@ def train(
     workers: Workers = 4,
     train_fraction: Annotated[float, typer.Option("--train-fraction", help="Train on this random fraction of the "
                                                   "training set (thesis Table 5.7).")] = 1.0,
+    synthetic_scenes: Annotated[int, typer.Option("--synthetic-scenes", help="Add this many generated driving scenes "
+                                                  "to the training split (street scenes in train ids; for the "
+                                                  "classes the dataset lacks).")] = 0,
     size: Size = None,
     crop: Annotated[Optional[str], typer.Option("--crop", help="HxW of the random training crops of street scenes "
                                                 "(default: the recipe's; camvid: 224x384 of 360x480).")] = None,
@@ -82,14 +87,17 @@ def train(
     """Train a network with the thesis recipe; writes config.json, metrics.jsonl, curves.png, last.pt, best.pt."""
     if seeds is not None and seed is not None:
         raise InputError("--seeds: give either --seed or --seeds, not both")
+    if init is not None and model_flags != opt.ModelFlags():
+        raise InputError("--init: the architecture comes from the checkpoint; drop the model flags")
     show_warnings()
     result = train_model(
-        dataset, model_flags.config(dataset_info(dataset).preset), data_dir=data_dir,
+        dataset, None if init is not None else model_flags.config(dataset_info(dataset).preset), init=init,
+        data_dir=data_dir,
         size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
         infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
         schedule=schedule, class_weights=class_weights, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
         seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
-        train_fraction=train_fraction)
+        train_fraction=train_fraction, synthetic_scenes=synthetic_scenes)
     if "median" in result:
         median = result["median"]
         print("median over seeds " + ", ".join(map(str, result["histories"])) + ": " +

@@ -61,6 +61,16 @@ class Split:
         return (total / (255.0 * max(len(self), 1))).to(torch.float32)
 
 
+def concat(first: Split, *more: Split) -> Split:
+    """One split holding the samples of all ``splits`` (same task, image size and classes)."""
+    for other in more:
+        if (other.task, other.image_size, other.num_classes) != (first.task, first.image_size, first.num_classes):
+            raise ValueError(f"cannot join a {other.num_classes}-class {other.task} split of "
+                             f"{other.image_size} to a {first.num_classes}-class {first.task} split of {first.image_size}")
+    return Split(torch.cat([first.images, *(o.images for o in more)]),
+                 torch.cat([first.targets, *(o.targets for o in more)]), first.num_classes)
+
+
 def check_class_ids(labels: torch.Tensor, num_classes: int, where: str) -> None:
     """InputError naming ``where`` if a class id is outside 0..num_classes−1."""
     bad = (labels < 0) | (labels >= num_classes)

@@ -48,6 +48,8 @@ class RunSpec:
     recipe: Recipe
     seed: int = 0
     train_fraction: float = 1.0
+    init: str | None = None  # checkpoint whose weights the run starts from (fine-tuning); None: He init
+    synthetic_scenes: int = 0  # generated driving scenes added to the training split
 
     @property
     def metric(self) -> str:
@@ -241,6 +243,9 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
         train, val = train.to(ctx.device), val.to(ctx.device)
     torch.manual_seed(spec.seed)
     module = build_model(spec.model)
+    last = out / rundir.LAST
+    if spec.init is not None and not (resume and last.exists()):
+        module.load_state_dict(read_checkpoint(spec.init)["state_dict"])
     if ctx.world > 1:
         sync_batchnorm(module)
     module.to(ctx.device)
@@ -249,7 +254,6 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
                                 lr=recipe.lr, momentum=recipe.momentum)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "value": -math.inf}
-    last = out / rundir.LAST
     if last.exists() and not resume:
         raise InputError(f"{out} already holds a run ({rundir.LAST}); resume it, or train into another folder",
                          param="resume")
