@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import nlseg
-from nlseg.assets import demo_weights
+from nlseg.assets import default_weights
 from nlseg.checkpoint import load_model
 from nlseg.contract import preprocess
 from nlseg.data.camvid import camvid_layout
@@ -225,7 +225,7 @@ def main() -> None:
     if args.repeats < 1:
         raise InputError(f"--repeats: need at least 1, got {args.repeats}")
     args.imgsz = parse_hw(args.imgsz, "--imgsz")
-    weights = args.weights or [demo_weights()]
+    weights = args.weights or [default_weights()]
     for w in weights:
         if not w.is_file():
             raise InputError(f"{w}: weights file not found")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from nlseg.assets import DEMO_WEIGHTS
+from nlseg.assets import DEFAULT_WEIGHTS
 from nlseg.checkpoint import save_checkpoint
 from nlseg.data.synthetic.clip import write_clip
 from nlseg.nn import ModelConfig, build_model
@@ -37,7 +37,7 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
 def weights_for(preset: str, folder: Path) -> Path:
     if preset == "bundled":
-        return DEMO_WEIGHTS
+        return DEFAULT_WEIGHTS
     config = ModelConfig.from_preset("bdd100k", **PRESETS[preset])
     torch.manual_seed(0)
     return save_checkpoint(folder / f"{preset}.pt", build_model(config), config)
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the generated 960x540 clip")
-    parser.add_argument("--presets", default="thesis,realtime" + (",bundled" if DEMO_WEIGHTS.is_file() else ""))
+    parser.add_argument("--presets", default="thesis,realtime" + (",bundled" if DEFAULT_WEIGHTS.is_file() else ""))
     parser.add_argument("--photos", type=Path, help="also run on this folder of photos")
     parser.add_argument("--backends", default="torch,onnxruntime")
     parser.add_argument("--batch", type=int, default=1)

@@ -212,10 +212,10 @@ def test_check_finds_moved_weights_through_the_demo_fallback(capsys, tmp_path, m
     out = tmp_path / "m.onnx"
     assert cli(capsys, "export", moved, "--out", out)[0] == 0
     moved.unlink()
-    monkeypatch.setattr(nlseg.assets, "DEMO_WEIGHTS", tmp_path / "no-demo.pt")
+    monkeypatch.setattr(nlseg.assets, "DEFAULT_WEIGHTS", tmp_path / "no-demo.pt")
     code, _, err = cli(capsys, "check", out)
     assert code == 2 and "elsewhere.pt" in err and "--weights" in err
-    monkeypatch.setattr(nlseg.assets, "DEMO_WEIGHTS", ckpt)
+    monkeypatch.setattr(nlseg.assets, "DEFAULT_WEIGHTS", ckpt)
     code, stdout, err = cli(capsys, "check", out, "--shape", "1x3x20x30", "--json")
     assert code == 0 and str(ckpt) in stdout, err
 
@@ -233,11 +233,11 @@ def test_check_finds_moved_weights_through_the_demo_fallback(capsys, tmp_path, m
         (["WEIGHTS_TXT"], "not a readable PyTorch checkpoint"),
         (["WEIGHTS_TXT", "--random-init"], "either WEIGHTS or --random-init"),
         (["CKPT", "--nonlocal", "frac"], "--nonlocal"),
-        ([], "demo weights"),
+        ([], "default weights"),
     ],
 )
 def test_export_errors_are_one_line(capsys, tmp_path, monkeypatch, trained, args, needle):
-    monkeypatch.setattr(nlseg.assets, "DEMO_WEIGHTS", tmp_path / "missing_demo.pt")
+    monkeypatch.setattr(nlseg.assets, "DEFAULT_WEIGHTS", tmp_path / "missing_default.pt")
     text = tmp_path / "weights.pt"
     text.write_text("not a checkpoint")
     args = [{"WEIGHTS_TXT": str(text), "CKPT": str(trained[0])}.get(a, a) for a in args]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 import cv2
 import numpy as np
 
-from nlseg.assets import demo_weights
+from nlseg.assets import default_weights
 from nlseg.contract import ModelInfo, preprocess, to_bgr8
 from nlseg.errors import InputError
 from nlseg.io import atomic_path, writable_dir
@@ -208,5 +208,5 @@ def load(weights: str | os.PathLike | None = None, *, backend: str | None = None
     """A :class:`Segmenter` for ``weights`` (.pt checkpoint, .onnx export or TensorRT .engine; default: the
     bundled weights) on ``backend`` (default: the one the file needs) and ``device`` ('cpu', 'cuda',
     'cuda:N'; default: CUDA when available). ``half``: fp16 on CUDA, bf16 on the CPU (torch backend)."""
-    path = Path(weights) if weights is not None else demo_weights()
+    path = Path(weights) if weights is not None else default_weights()
     return Segmenter(open_backend(path, backend, resolve_device(device), half=half, cuda_graph=cuda_graph))

@@ -16,7 +16,7 @@ FP32, FP16 = DEFAULT_TOLERANCES["float32"], DEFAULT_TOLERANCES["float16"]
 
 Model = Annotated[Path, typer.Argument(help="Exported model (.onnx).")]
 Weights = Annotated[Optional[Path], typer.Option(
-    "--weights", help="Checkpoint .pt (default: the weights recorded at export, else the demo weights).")]
+    "--weights", help="Checkpoint .pt (default: the weights recorded at export, else the bundled default weights).")]
 Shape = Annotated[Optional[str], typer.Option(
     "--shape", help="Input BxCxHxW, e.g. 1x3x90x160 (default: the export's size).")]
 Image = Annotated[Optional[Path], typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from nlseg.api.export import FORMATS, Exported, export_model
-from nlseg.assets import demo_weights
+from nlseg.assets import default_weights
 from nlseg.cli import app
 from nlseg.cli import options as opt
 from nlseg.errors import InputError
@@ -19,7 +19,7 @@ from nlseg.tensorrt.compat import import_tensorrt
 from nlseg.tensorrt.model_repository import serve_command
 
 Weights = Annotated[Optional[Path], typer.Argument(
-    help="Checkpoint .pt (default: the bundled demo weights); with --format engine also an nlseg .onnx export.")]
+    help="Checkpoint .pt (default: the bundled default weights); with --format engine also an nlseg .onnx export.")]
 Out = Annotated[Optional[Path], typer.Option("--out", help="Output file: .onnx, or .engine / .plan (default model.onnx / model.engine).")]
 Format = Annotated[str, typer.Option("--format", help="Output format: onnx or engine (TensorRT).")]
 Trt = Annotated[bool, typer.Option("--trt", help="Build a TensorRT engine (same as --format engine); needs TensorRT >= 10.9 and a GPU.")]
@@ -111,7 +111,7 @@ def _source(ctx: typer.Context, weights: Path | None, random: bool, seed: int, f
         flag = "--nonlocal" if given[0] == "nonlocal_op" else f"--{given[0].replace('_', '-')}"
         raise InputError(f"{flag}: model flags describe an untrained architecture; add --random-init "
                          "(a checkpoint carries its own architecture)")
-    return weights if weights is not None else demo_weights()
+    return weights if weights is not None else default_weights()
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from nlseg.api.profile import backends_to_profile, open_for_profile, profile_backend
-from nlseg.assets import demo_weights
+from nlseg.assets import default_weights
 from nlseg.cli import app
 from nlseg.cli import options as opt
 from nlseg.cli.console import table_console
@@ -42,7 +42,7 @@ def profile(
     torch_device = resolve_device(device)
     if random_init_flag and weights is not None:
         raise InputError("--random-init: pass either WEIGHTS or --random-init, not both")
-    weights_path = None if random_init_flag else (weights if weights is not None else demo_weights())
+    weights_path = None if random_init_flag else (weights if weights is not None else default_weights())
     source = random_init(model_flags.config(dataset), seed=0) if weights_path is None else None
     batch_shape = None if shape is None else opt.parse_size(shape, "--shape")
     results: list[dict] = []

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nlseg.assets import demo_weights
+from nlseg.assets import default_weights
 from nlseg.checkpoint import load_model
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig, build_model
@@ -67,7 +67,7 @@ def for_check(metadata: ModelMetadata, weights: Path | None) -> SourceModel:
     """The PyTorch model an export came from: ``weights`` if given, else the recorded origin.
 
     Recorded origin: the same seed for random-init exports; the checkpoint path if it still
-    exists, else the demo weights. InputError when the weights' digest is not the exported one.
+    exists, else the bundled default weights. InputError when the weights' digest is not the exported one.
     """
     origin = metadata.weights
     param = None
@@ -79,11 +79,11 @@ def for_check(metadata: ModelMetadata, weights: Path | None) -> SourceModel:
         source, what = from_checkpoint(origin.path), origin.path
     else:
         try:
-            demo = demo_weights()
+            bundled = default_weights()
         except InputError:
             raise InputError(f"{origin.path}: the weights this model was exported from are not here "
                              "(nor are the bundled weights); name the checkpoint", param="weights") from None
-        source, what = from_checkpoint(demo), str(demo)
+        source, what = from_checkpoint(bundled), str(bundled)
     if source.origin.sha256 != origin.sha256:
         fix = ("name the checkpoint it was exported from" if source.origin.source == "checkpoint" else
                "the same seed draws other weights under another torch version; export from a checkpoint instead")

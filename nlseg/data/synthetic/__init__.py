@@ -1,4 +1,4 @@
-"""Synthetic driving scenes labelled with the 19 BDD100K train ids (demos, CI, the demo weights).
+"""Synthetic driving scenes labelled with the 19 BDD100K train ids (demos and CI).
 
 Scene i of a split is ``render_scene([seed, stream, i], size)``: deterministic by seed at any
 size. Splits are rendered in memory (in parallel processes) or written to disk in the
