@@ -102,7 +102,8 @@ RECIPES: dict[str, Recipe] = {
     "synthetic": replace(_SEGMENT, epochs=30, pixel_mean=False),
     # Small real street data on a CPU (the CamVid section of README's nlseg train): random scale,
     # 224x384 crops of the 360x480 frames, flip and colour jitter, poly decay from 0.05 (no
-    # warm-up epoch), per-channel mean; 55 epochs: the shipped weights' run, 3-4 h on a shared 2-core CPU.
+    # warm-up epoch), per-channel mean; 55 epochs: stage 1 of the default weights (assets/README.md),
+    # about an hour on one core of the 2-core development CPU.
     "camvid": replace(_SEGMENT, epochs=55, lr=0.05, warmup=None, schedule="poly", pixel_mean=False,
                       scale=(0.75, 1.5), crop=(224, 384), jitter=0.25),
 }
