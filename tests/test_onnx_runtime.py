@@ -42,6 +42,12 @@ def test_op_implementation_is_pairwise_update():
     np.testing.assert_array_equal(got, pairwise_update(theta, phi, values, x, "log", lam=0.2).numpy())
 
 
+def test_sessions_do_not_spin_idle_threads(exported):
+    """Spinning intra-op threads starve nlseg infer's decode/preprocess/encode threads (benchmarks/RESULTS.md)."""
+    options = open_session(exported["portable"]).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_plugin_graph_without_onnxruntime_extensions_says_what_is_missing(exported, monkeypatch):
     plugin_file = exported["plugin"]
     monkeypatch.setattr(ort_op, "_registered_library", None)

@@ -82,13 +82,14 @@ def open_session(
     p = Path(path)
     model = load_model_proto(p)
     options = ort.SessionOptions()
+    # ONNX Runtime's idle intra-op threads spin by default: in nlseg infer they take the cores the
+    # decode, preprocess and encode threads need, and a plugin graph's op runs torch's own pool.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if uses_custom_op(model):
         try:
             options.register_custom_ops_library(custom_op_library())
         except ImportError as exc:
             raise InputError(f"{p}: {exc}") from None
-        # The op runs torch's own thread pool: ONNX Runtime's threads must not spin meanwhile.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(p), options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, NotImplemented, ...)
