@@ -35,7 +35,7 @@ def test_summary_json_matches_the_thesis(args, params, macs):
 
 def test_summary_table_and_flags():
     result = nlseg("summary", "--dataset", "bdd100k", "--model", "midpoint", "--nonlocal", "invfrac", "--s", "0.25",
-                   "--stages", "4", "--blocks", "2-2-2", "--channels", "16-32-48", "--h", "0.05", "--input-size", "45x80")
+                   "--stages", "4", "--blocks", "2-2-2", "--channels", "16-32-48", "--h", "0.05", "--size", "45x80")
     assert result.returncode == 0, result.stderr
     assert "total" in result.stdout and "19x45x80" in result.stdout
 
@@ -51,7 +51,8 @@ def test_summary_table_and_flags():
         (["--model", "resnet44", "--nonlocal", "frac"], "--nonlocal"),
         (["--nonlocal", "frac", "--s", "1.5"], "--s"),
         (["--pool", "-1"], "--pool"),
-        (["--input-size", "64x64"], "--input-size"),
+        (["--size", "64x64"], "--size"),
+        (["--input-size", "64x64"], "--size"),  # the former name is still accepted
         (["--channels", "31-64-112"], "--channels"),
     ],
 )

@@ -225,8 +225,8 @@ def test_check_finds_moved_weights_through_the_demo_fallback(capsys, tmp_path, m
     [
         (["--random-init", "--nonlocal", "cosine"], "--nonlocal"),
         (["--random-init", "--blocks", "1-x-1"], "--blocks"),
-        (["--random-init", *TINY, "--input-size", "90by160"], "--input-size"),
-        (["--random-init", "--dataset", "cifar10", *TINY, "--input-size", "64x64"], "--input-size"),
+        (["--random-init", *TINY, "--size", "90by160"], "--size"),
+        (["--random-init", "--dataset", "cifar10", *TINY, "--input-size", "64x64"], "--size"),
         (["--random-init", *TINY, "--opset", "9"], "--opset"),
         (["--random-init", *TINY, "--format", "engine"], "--format"),
         (["--random-init", "--dataset", "cifar100", "--model", "resnet44", "--nonlocal", "frac"], "--nonlocal"),
@@ -291,7 +291,7 @@ def test_check_errors_are_one_line(capsys, tmp_path_factory, args, needle, expor
 def exports(tmp_path_factory):
     """Small files for the check error cases: a dynamic and a static export, a non-ONNX, a foreign ONNX."""
     folder = tmp_path_factory.mktemp("exports")
-    for name, extra in (("seg.onnx", []), ("static.onnx", ["--no-dynamic", "--input-size", "24x40"])):
+    for name, extra in (("seg.onnx", []), ("static.onnx", ["--no-dynamic", "--size", "24x40"])):
         with pytest.raises(SystemExit) as stop:
             main(["export", "--random-init", *TINY, *extra, "--out", str(folder / name)])
         assert stop.value.code in (0, None)

@@ -82,7 +82,7 @@ def test_onnx_repository_from_export(capsys, tmp_path):
 
 def test_half_precision_labels_and_fixed_sizes(capsys, tmp_path):
     root = tmp_path / "models"
-    code, _, err = cli(capsys, "export", *TINY, "--half", "--with-argmax", "--no-dynamic", "--input-size", "30x40",
+    code, _, err = cli(capsys, "export", *TINY, "--half", "--with-argmax", "--no-dynamic", "--size", "30x40",
                        "--out", tmp_path / "fixed.onnx", "--triton-repo", root)
     assert code == 0, err
     config = parse_config((root / "fixed_onnx" / "config.pbtxt").read_text())

@@ -44,7 +44,8 @@ Plugin = Annotated[bool, typer.Option(
 RandomInit = Annotated[bool, typer.Option("--random-init", help="Export the model flags' architecture, untrained.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of --random-init (recorded: nlseg check rebuilds the weights).")]
 InputSize = Annotated[Optional[str], typer.Option(
-    "--input-size", help="HxW recorded as the input size (segmenters; the fixed size with --no-dynamic).")]
+    "--size", "--input-size", help="HxW recorded as the input size (segmenters; the fixed size with --no-dynamic; "
+                                   "--input-size: the former name).")]
 
 
 @app.command()
@@ -87,7 +88,7 @@ def export(
         import_tensorrt("--trt" if trt else "--format engine")  # before anything else: say what is missing
     result = export_model(
         _source(ctx, weights, random, seed, model_flags, dataset), out, fmt, opset=opset, dynamic=dynamic, half=half,
-        simplify=simplify, with_argmax=with_argmax, plugin=plugin, input_size=opt.parse_hw(input_size, "--input-size"),
+        simplify=simplify, with_argmax=with_argmax, plugin=plugin, input_size=opt.parse_hw(input_size, "--size"),
         int8=int8, calib_data=calib_data, min_shape=_shape(min_shape, "--min-shape"),
         opt_shape=_shape(opt_shape, "--opt-shape"), max_shape=_shape(max_shape, "--max-shape"), workspace=workspace,
         timing_cache=timing_cache, triton_repo=triton_repo, dataset=dataset if random else None)

@@ -20,7 +20,8 @@ from nlseg.nn.config import ARCHITECTURES, NONLOCAL_CHOICES, ModelConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
 
 # Library parameter / ModelConfig field -> the flag that sets it, where the two names differ.
-FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size"}
+FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size",
+                         "input_size": "--size"}
 
 Dataset = Annotated[str, typer.Option("--dataset", help=f"Architecture preset: {', '.join(PRESETS)}.")]
 

@@ -28,8 +28,8 @@ def _count(value: int) -> str:
 def summary(
     model_flags: opt.ModelFlags,
     dataset: opt.Dataset = "cifar10",
-    input_size: Annotated[
-        Optional[str], typer.Option("--input-size", help="HxW to count at (default: the preset's size).")
+    input_size: Annotated[Optional[str], typer.Option(
+        "--size", "--input-size", help="HxW to count at (default: the preset's size; --input-size: the former name).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line: params, macs, macs_executed.")] = False,
 ) -> None:
@@ -37,10 +37,10 @@ def summary(
     N×M matrix were formed (thesis Tables 6.1, 6.2), 'executed' what nlseg actually runs."""
     config = model_flags.config(dataset)
     size = config.image_size
-    parsed = opt.parse_hw(input_size, "--input-size")
+    parsed = opt.parse_hw(input_size, "--size")
     if parsed is not None:
         if config.task == "classify" and parsed != config.image_size:
-            raise InputError(f"--input-size: the {dataset} classifier's dense head is fixed to "
+            raise InputError(f"--size: the {dataset} classifier's dense head is fixed to "
                              f"{config.image_size[0]}x{config.image_size[1]}")
         size = parsed
     net = build_model(config)
