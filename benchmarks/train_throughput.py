@@ -1,6 +1,7 @@
-"""Training images/s of the BDD100K segmenter with and without the Nonlocal diffusion block 𝓛.
+"""Training images/s of a segmenter with and without the Nonlocal diffusion block 𝓛.
 
-The thesis's segmenter (§4.4): 6-6-6 Blocks, 32-64-112 channels, 90x160 input, 19 classes,
+``--preset bdd100k`` (default):
+the thesis's segmenter (§4.4): 6-6-6 Blocks, 32-64-112 channels, 90x160 input, 19 classes,
 no pooling; 𝓛 is ``--nonlocal diffusion`` (4.1, kernel ``dot``). Each row times the step of
 ``nlseg train`` (``nlseg.train.loop.train_epoch``) on random inputs and random labels 0..18
 (speed does not depend on the data): forward under bf16 autocast on CUDA (fp32 on CPU), the
@@ -9,17 +10,22 @@ and SGD with momentum and the L2 decay groups (4.9) of the BDD100K recipe. Loadi
 and the running metrics are not timed. After --warmup steps, --steps steps are timed as one
 block (CUDA synchronised at both ends); ms/step is their mean, peak MB the CUDA
 max_memory_allocated over the timed steps. The last line is the time of the thesis's 200-epoch
-schedule on the 7,000 BDD100K training images at each rate. Prints Markdown.
+schedule on the 7,000 BDD100K training images at each rate. ``--preset camvid``: the default
+weights' real-time layout (16-32-64-128 channels, 1-2-2-3 Blocks) on the CamVid recipe's 224x384
+crops, batch 8; the last line is then one epoch of the 468 CamVid train+val frames. Prints Markdown.
 
 Rows: --nonlocal × --modes × --batch. A mode joins with "+" any of ``eager`` (the trainer as
 it is), ``channels-last`` (NHWC weights and inputs), ``compile`` (torch.compile of forward and
 loss, backward by AOTAutograd; each row compiles in its warm-up), ``cudagraphs`` (the same with
-mode="reduce-overhead", i.e. CUDA graphs; CUDA only) and ``cudnn-benchmark``. A row that fails
+mode="reduce-overhead", i.e. CUDA graphs; CUDA only), ``cudnn-benchmark`` and ``bf16`` (the forward
+under bf16 autocast on the CPU too; on CUDA the trainer always uses it). A row that fails
 (torch.compile without a compiler, out of memory) is listed with the reason. Reference: 263
 images/s with 𝓛 at batch 8, eager, on an H200; the target on H100/H200 is at least 2,000 images/s.
 
     python benchmarks/train_throughput.py               # CPU: batch 1,2, eager, 1 + 2 steps (~2 min, 2 cores)
     python benchmarks/train_throughput.py --threads 1   # a CPU shared with another busy process
+    python benchmarks/train_throughput.py --preset camvid --nonlocal diffusion --batch 8 \
+        --modes eager,channels-last,channels-last+bf16,channels-last+compile   # the CamVid recipe's step
     python benchmarks/train_throughput.py --device cuda # batch 8,64,256, 3 modes, 5 + 20 steps
     python benchmarks/train_throughput.py --device cuda --modes eager,channels-last+cudagraphs --batch 256
 """
@@ -29,21 +35,24 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from nlseg.assets import default_weights
+from nlseg.checkpoint import load_model
 from nlseg.errors import InputError
 from nlseg.nn import ModelConfig, build_model
-from nlseg.nn.config import NONLOCAL_CHOICES
+from nlseg.nn.config import NONLOCAL_CHOICES, nonlocal_kernel as config_kernel
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.runtime.device import describe_device, resolve_device
 from nlseg.train.loop import autocast_for, labelled_count, summed_loss
 from nlseg.train.recipe import RECIPES, Recipe
 
 BDD100K_TRAIN_IMAGES = 7000  # the 10k segmentation split: 7,000 train, 1,000 val
-MODE_TOKENS = ("eager", "channels-last", "compile", "cudagraphs", "cudnn-benchmark")
+CAMVID_TRAIN_VAL_IMAGES = 468  # CamVid's train (367) and val (101) frames
+MODE_TOKENS = ("eager", "channels-last", "compile", "cudagraphs", "cudnn-benchmark", "bf16")
 DEFAULTS = {  # batch sizes, modes, warm-up steps, timed steps
     "cpu": ("1,2", "eager", 1, 2),
     "cuda": ("8,64,256", "eager,channels-last,channels-last+compile", 5, 20),
@@ -52,12 +61,14 @@ DEFAULTS = {  # batch sizes, modes, warm-up steps, timed steps
 
 @dataclass(frozen=True)
 class Mode:
-    """How a row runs the step: memory format, torch.compile mode (None: eager), cuDNN autotuning."""
+    """How a row runs the step: memory format, torch.compile mode (None: eager), cuDNN autotuning,
+    bf16 autocast on every device."""
 
     name: str
     channels_last: bool
     compile_mode: str | None
     cudnn_benchmark: bool
+    bf16: bool = False
 
 
 def parse_mode(name: str) -> Mode:
@@ -67,12 +78,13 @@ def parse_mode(name: str) -> Mode:
         raise SystemExit(f"--modes: unknown {', '.join(sorted(tokens - set(MODE_TOKENS)))} in {name!r}; "
                          f"join any of {', '.join(MODE_TOKENS)} with '+'")
     compile_mode = "reduce-overhead" if "cudagraphs" in tokens else "default" if "compile" in tokens else None
-    return Mode(name, "channels-last" in tokens, compile_mode, "cudnn-benchmark" in tokens)
+    return Mode(name, "channels-last" in tokens, compile_mode, "cudnn-benchmark" in tokens, "bf16" in tokens)
 
 
-def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothness: float) -> torch.Tensor:
+def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothness: float, bf16: bool) -> torch.Tensor:
     """The loss of ``train_epoch`` in one process: mean cross-entropy over labelled pixels + (4.10)."""
-    with autocast_for(x.device):
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and x.device.type == "cpu" else autocast_for(x.device)
+    with autocast:
         logits = model(x)
     return summed_loss(logits, y) / labelled_count(y) + weight_smoothness_decay(model, smoothness)
 
@@ -95,7 +107,7 @@ def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device:
 
     def step() -> None:
         torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graph trees; no-op otherwise
-        loss = loss_of(model, x, y, recipe.smoothness)
+        loss = loss_of(model, x, y, recipe.smoothness, mode.bf16)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -112,6 +124,15 @@ def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device:
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / steps
     return seconds, torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+
+
+def preset_config(preset: str, nonlocal_kernel: str) -> ModelConfig:
+    """The network a row trains: the thesis's BDD100K segmenter, or the default weights' layout at
+    the CamVid recipe's crop size."""
+    if preset == "bdd100k":
+        return ModelConfig.from_preset("bdd100k", nonlocal_kernel=nonlocal_kernel)
+    _, config, _ = load_model(default_weights())
+    return replace(config, nonlocal_kernel=config_kernel(nonlocal_kernel), image_size=RECIPES["camvid"].crop)
 
 
 def duration(seconds: float) -> str:
@@ -136,6 +157,9 @@ def reason(error: Exception) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--preset", choices=("bdd100k", "camvid"), default="bdd100k",
+                        help="bdd100k: the thesis's segmenter at 90x160; camvid: the default weights' layout on "
+                             "the CamVid recipe's 224x384 crops")
     parser.add_argument("--nonlocal", dest="nonlocal_ops", default="none,diffusion",
                         help=f"comma-separated --nonlocal operators of nlseg train: {', '.join(NONLOCAL_CHOICES)}")
     parser.add_argument("--batch", default=None, help="comma-separated batch sizes (default 1,2 CPU; 8,64,256 CUDA)")
@@ -163,23 +187,23 @@ def main() -> None:
     unknown = [op for op in ops if op not in NONLOCAL_CHOICES]
     if unknown:
         raise SystemExit(f"--nonlocal: unknown {', '.join(unknown)}; expected some of {', '.join(NONLOCAL_CHOICES)}")
-    recipe = RECIPES["bdd100k"]
+    recipe = RECIPES[args.preset]
     cuda = device.type == "cuda"
     if not cuda and any(mode.compile_mode == "reduce-overhead" for mode in modes):
         raise SystemExit("--modes: cudagraphs needs a CUDA device")
 
-    base = ModelConfig.from_preset("bdd100k")
+    base = preset_config(args.preset, "diffusion")
     h, w = base.image_size
-    print(f"# nlseg train step, BDD100K preset ({'-'.join(map(str, base.blocks))} Blocks, "
+    print(f"# nlseg train step, {args.preset} preset ({'-'.join(map(str, base.blocks))} Blocks, "
           f"{'-'.join(map(str, base.channels))} channels, {h}x{w} input, {base.num_classes} classes) on {device} "
-          f"({describe_device(device)}), {'bf16 autocast' if cuda else 'fp32'}, {warmup} warm-up + {steps} timed "
+          f"({describe_device(device)}), {'bf16 autocast' if cuda else 'fp32 unless bf16'}, {torch.get_num_threads()} threads, {warmup} warm-up + {steps} timed "
           f"steps, torch {torch.__version__}\n")
     print("| variant | batch | ms/step | images/s | ratio |" + (" peak MB |" if cuda else "") + " note |")
     print("|---|---:|---:|---:|---:|" + ("---:|" if cuda else "") + "---|")
     first: float | None = None
     rates: list[tuple[str, float]] = []
     for op in ops:
-        config = ModelConfig.from_preset("bdd100k", nonlocal_kernel=op)
+        config = preset_config(args.preset, op)
         for mode in modes:
             for batch in batches:
                 name = f"{'𝓛' if op == 'diffusion' else 'no 𝓛' if op == 'none' else op}, {mode.name}"
@@ -201,8 +225,9 @@ def main() -> None:
                 memory = f" {peak:,.0f} |" if peak is not None else ""
                 print(f"| {name} | {batch} | {seconds * 1e3:,.1f} | {rate:,.2f} | {rate / first:.2f} |{memory} |",
                       flush=True)
-    images = recipe.epochs * BDD100K_TRAIN_IMAGES
-    print(f"\n{recipe.epochs} epochs × {BDD100K_TRAIN_IMAGES:,} images ({images / 1e6:.1f} M training images) "
+    count = BDD100K_TRAIN_IMAGES if args.preset == "bdd100k" else CAMVID_TRAIN_VAL_IMAGES
+    images = recipe.epochs * count
+    print(f"\n{recipe.epochs} epochs × {count:,} images ({images / 1e6:.1f} M training images) "
           "would take: " + "; ".join(f"{label}: {duration(images / rate)}" for label, rate in rates))
 
 

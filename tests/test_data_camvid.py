@@ -48,8 +48,11 @@ def camvid_masks(n: int, seed: int, size: tuple[int, int] = SIZE) -> list[np.nda
 
 
 def write_camvid(root: Path, segnet: bool, counts: dict[str, int], seed: int = 0,
-                 size: tuple[int, int] = SIZE) -> dict[str, list[np.ndarray]]:
-    """A tiny CamVid folder: SegNet's ``train/ trainannot/ …`` (PNG images) or ``images/ labels/`` (JPEG)."""
+                 size: tuple[int, int] = SIZE, drives: dict[str, list[str]] | None = None) -> dict[str, list[np.ndarray]]:
+    """A tiny CamVid folder: SegNet's ``train/ trainannot/ …`` (PNG images) or ``images/ labels/`` (JPEG).
+
+    ``drives``: the drive (file-name prefix) of each frame per split; default all 0001TP.
+    """
     rng = np.random.default_rng(seed + 1)
     written = {}
     for split, n in counts.items():
@@ -59,7 +62,7 @@ def write_camvid(root: Path, segnet: bool, counts: dict[str, int], seed: int = 0
         mask_dir.mkdir(parents=True)
         masks = camvid_masks(n, seed + len(split), size)
         for i, mask in enumerate(masks):
-            name = f"0001TP_{i:06d}"
+            name = f"{drives[split][i] if drives else '0001TP'}_{i:06d}"
             image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
             cv2.imwrite(str(image_dir / f"{name}.{'png' if segnet else 'jpg'}"), image)
             cv2.imwrite(str(mask_dir / f"{name}.png"), mask)

@@ -118,7 +118,7 @@ def test_synthetic_scenes_join_the_training_split(camvid, tmp_path, cli):
     out = tmp_path / "mixed"
     code, stdout, err = cli(*train_args(camvid, out, "--epochs", "1", "--synthetic-scenes", "3"))
     assert code == 0, err
-    assert "rendering 3 synthetic scenes at 24x32" in stdout and "9 training and 3 validation images" in stdout
+    assert "rendering 3 synthetic scenes at 24x32" in stdout and "9 training (train) and 3 validation (val) images" in stdout
     assert json.loads((out / "config.json").read_text())["run"]["synthetic_scenes"] == 3
 
 

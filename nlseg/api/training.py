@@ -15,7 +15,8 @@ import torch
 
 from nlseg.checkpoint import load_model
 from nlseg.data.labels import BDD100K_CLASSES
-from nlseg.data.registry import DATA_SEED, Request, dataset_info, load_split
+from nlseg.data.camvid import holdout_splits
+from nlseg.data.registry import DATA_SEED, Request, check_split, dataset_info, load_split
 from nlseg.data.split import concat
 from nlseg.data.synthetic import COUNTS, synthetic_split
 from nlseg.errors import InputError
@@ -64,6 +65,9 @@ def train(
     workers: int = 4,
     train_fraction: float = 1.0,
     synthetic_scenes: int = 0,
+    train_split: str = "train",
+    val_split: str | None = "val",
+    holdout: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``config`` (default: the dataset's thesis architecture) on ``dataset`` with its recipe.
@@ -77,9 +81,22 @@ def train(
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights`` override the recipe. One run
     per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
     median in ``out/seeds.json``. Under torchrun each process trains its shard (DDP).
+    ``train_split`` / ``val_split``: the splits trained on and validated on (None: no validation,
+    ``last.pt`` is the result); CamVid reads drive splits such as ``train+val:-0006R0``.
+    ``holdout``: CamVid drives to hold out of train+val and validate on (a drive the model never
+    saw), instead of the two splits.
     Returns ``{"histories": {seed: rows}, "median": …}`` (median only with ``seed_dirs``).
     """
     info = dataset_info(dataset)
+    if holdout:
+        if dataset != "camvid":
+            raise InputError(f"drives are held out of CamVid, not {dataset}", param="holdout")
+        if (train_split, val_split) != ("train", "val"):
+            raise InputError("give held-out drives or the two splits, not both", param="holdout")
+        train_split, val_split = holdout_splits(tuple(holdout))
+    train_param, val_param = ("holdout", "holdout") if holdout else ("train_split", "val_split")
+    train_split = check_split(dataset, train_split, train_param)
+    val_split = None if val_split is None else check_split(dataset, val_split, val_param)
     preset = ModelConfig.from_preset(info.preset)
     if init is not None:
         if config is not None:
@@ -126,31 +143,34 @@ def train(
     try:
         if recipe.batch_size < ctx.world:
             raise InputError(f"{recipe.batch_size} is smaller than the {ctx.world} processes", param="batch_size")
-        request = Request("train", folder, image_size, workers)
+        request = Request(train_split, folder, image_size, workers, train_param)
         if dataset == "synthetic" and folder is None:
             log(f"rendering {COUNTS['train']} + {COUNTS['val']} synthetic scenes at {image_size[0]}x{image_size[1]} "
                 f"with {workers} processes (to render once: nlseg synth DIR, then --data-dir DIR) ...")
         else:
             log(f"loading {dataset} ({'generated' if folder is None else folder}) ...")
-        train_split = load_split(dataset, request)
-        val_split = load_split(dataset, replace(request, split="val"))
+        train_data = load_split(dataset, request)
+        val_data = None if val_split is None else load_split(dataset, replace(request, split=val_split,
+                                                                                   param=val_param))
         if synthetic_scenes:
             log(f"rendering {synthetic_scenes} synthetic scenes at {image_size[0]}x{image_size[1]} to add to "
                 f"the training split ...")
-            train_split = concat(train_split, synthetic_split("train", synthetic_scenes, image_size, seed=DATA_SEED,
-                                                              workers=workers))
-        if train_split.task != config.task:
-            raise InputError(f"a {config.task} network cannot train on {dataset} ({train_split.task})", param="model")
+            train_data = concat(train_data, synthetic_split("train", synthetic_scenes, image_size, seed=DATA_SEED,
+                                                            workers=workers))
+        if train_data.task != config.task:
+            raise InputError(f"a {config.task} network cannot train on {dataset} ({train_data.task})", param="model")
         decay = (f"with ×{recipe.gamma} after epochs {list(recipe.milestone_epochs())}" if recipe.schedule == "step"
                  else f"with {recipe.schedule} decay")
-        log(f"{dataset}: {len(train_split)} training and {len(val_split)} validation images "
-            f"{train_split.image_size[0]}x{train_split.image_size[1]}; {ctx.world} process(es) on {ctx.device}; "
+        validation = "no validation" if val_data is None else f"{len(val_data)} validation ({val_split})"
+        log(f"{dataset}: {len(train_data)} training ({train_split}) and {validation} images "
+            f"{train_data.image_size[0]}x{train_data.image_size[1]}; {ctx.world} process(es) on {ctx.device}; "
             f"lr {recipe.lr} {decay} over {recipe.epochs} epochs")
         histories = {}
         for seed in seeds:
             spec = RunSpec(dataset, None if folder is None else str(folder.resolve()), image_size, config,
-                           recipe, seed, train_fraction, None if init is None else str(init), synthetic_scenes)
-            histories[seed] = fit(spec, train_split, val_split, root / f"seed-{seed}" if seed_dirs else root, ctx,
+                           recipe, seed, train_fraction, None if init is None else str(init), synthetic_scenes,
+                           train_split, val_split)
+            histories[seed] = fit(spec, train_data, val_data, root / f"seed-{seed}" if seed_dirs else root, ctx,
                                   resume, info.class_names, log, info.scored_as)
         result: dict[str, Any] = {"histories": histories}
         if seed_dirs and ctx.is_main:
@@ -167,7 +187,7 @@ def evaluate(
     *,
     dataset: str | None = None,
     data_dir: str | os.PathLike | None = None,
-    split: str = "val",
+    split: str | None = None,
     size: Size | None = None,
     noise_sigma: float = 0.0,
     batch_size: int = 16,
@@ -175,6 +195,9 @@ def evaluate(
     workers: int = 4,
 ) -> dict[str, Any]:
     """Scores of a training checkpoint on ``split`` of its dataset (or ``dataset`` / ``data_dir``).
+
+    ``split`` defaults to the split the run validated on (a held-out drive for ``--holdout`` runs),
+    else ``val``; CamVid also reads drive splits such as ``train+val:0006R0``.
 
     Classification: accuracy. Segmentation: pixel accuracy, mIoU and per-class IoU (in the
     dataset's own classes: CamVid's 11 for a 19-class network), and the thesis's soft IoU.
@@ -193,8 +216,9 @@ def evaluate(
     if name is None:
         raise InputError(f"{checkpoint} does not name its dataset; name one", param="dataset")
     info = dataset_info(name)
-    if split not in info.splits:
-        raise InputError(f"{name} has {' and '.join(info.splits)}, not {split!r}", param="split")
+    if split is None:
+        split = meta.get("val_split") if name == meta.get("dataset") and meta.get("val_split") else "val"
+    split = check_split(name, split)
     folder = Path(data_dir) if data_dir is not None else None
     if folder is None and dataset is None and meta.get("data_dir"):
         folder = Path(meta["data_dir"])

@@ -23,7 +23,10 @@ def eval_command(
     data_dir: DataDir = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help=f"Evaluate on another dataset: "
                                                    f"{', '.join(DATASETS)} (default: the training set's).")] = None,
-    split: Annotated[str, typer.Option("--split", help="train or val (camvid: also test).")] = "val",
+    split: Annotated[Optional[str], typer.Option("--split", help="train or val (default: the split the run "
+                                                 "validated on, else val); camvid: also test, and drive splits "
+                                                 "such as train+val:0006R0 (only that drive) or train+val:-0006R0 "
+                                                 "(every drive but it).")] = None,
     noise_sigma: Annotated[float, typer.Option("--noise-sigma", help="Add Gaussian noise N(0, σ²) to the [0, 1] "
                                                "inputs (thesis Table 5.6: 0.02).")] = 0.0,
     size: Size = None,
@@ -38,7 +41,7 @@ def eval_command(
                       noise_sigma=noise_sigma, batch_size=batch_size, device=device, workers=workers)
     name, input_noise = result["dataset"], result["input_noise"]
     console = table_console()
-    console.print(f"{checkpoint} on {name} {split}: {result['images']} images, noise σ = {noise_sigma}"
+    console.print(f"{checkpoint} on {name} {result['split']}: {result['images']} images, noise σ = {noise_sigma}"
                   + (f", the recipe's input noise σ = {input_noise} (clipped, one fixed draw)" if input_noise else ""))
     table = Table()
     table.add_column("metric")

@@ -83,6 +83,14 @@ def train(
                                                           "by median-frequency class balancing (default: off).")] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help=f"Learning-rate schedule: {', '.join(SCHEDULES)} "
                                                     "(default: the recipe's; camvid: poly).")] = None,
+    train_split: Annotated[str, typer.Option("--train-split", help="The split to train on; camvid: also drive "
+                                             "splits such as train+val:-0006R0 (every drive but 0006R0) or "
+                                             "train+val:0001TP,0016E5.")] = "train",
+    val_split: Annotated[str, typer.Option("--val-split", help="The split to validate on, or none (then last.pt "
+                                           "is the result); camvid: also drive splits such as train+val:0006R0.")] = "val",
+    holdout: Annotated[Optional[str], typer.Option("--holdout", help="CamVid drives (e.g. 0006R0, or 0001TP,Seq05VD) "
+                                                   "to hold out of train+val and validate on: a drive the network "
+                                                   "never saw.")] = None,
 ) -> None:
     """Train a network with the thesis recipe; writes config.json, metrics.jsonl, curves.png, last.pt, best.pt."""
     if seeds is not None and seed is not None:
@@ -97,7 +105,9 @@ def train(
         infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
         schedule=schedule, class_weights=class_weights, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
         seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
-        train_fraction=train_fraction, synthetic_scenes=synthetic_scenes)
+        train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
+        val_split=None if val_split == "none" else val_split,
+        holdout=tuple(d for d in holdout.split(",") if d) if holdout is not None else ())
     if "median" in result:
         median = result["median"]
         print("median over seeds " + ", ".join(map(str, result["histories"])) + ": " +

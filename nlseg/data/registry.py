@@ -8,7 +8,7 @@ from typing import Callable
 
 from nlseg.data import qtips as qt
 from nlseg.data.bdd100k import bdd100k_layout
-from nlseg.data.camvid import CAMVID_SIZE, SPLITS as CAMVID_SPLITS, load_camvid
+from nlseg.data.camvid import CAMVID_SIZE, SPLITS as CAMVID_SPLITS, CamVidSplit, load_camvid
 from nlseg.data.cifar import load_cifar
 from nlseg.data.labels import BDD100K_CLASSES, CAMVID_SCORING, ClassGroups
 from nlseg.data.segfolder import folder_layout, load_pairs
@@ -22,12 +22,14 @@ DATA_SEED = 0  # generated datasets are fixed; the training seed varies only the
 
 @dataclass(frozen=True)
 class Request:
-    """What to load: a split, the data folder (if any), the image size of segmentation sets, threads."""
+    """What to load: a split, the data folder (if any), the image size of segmentation sets, threads;
+    ``param``: the parameter that named the split (for errors)."""
 
     split: str
     data_dir: Path | None
     size: tuple[int, int]
     workers: int = 4
+    param: str = "split"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,9 @@ class DatasetInfo:
 
     ``splits``: the splits it has; ``size``: its frames' (H, W) when that is the natural
     default of ``--size``; ``scored_as``: the label set its scores are reported in, when that
-    is coarser than the network's classes (CamVid's 11 classes for 19-class networks).
+    is coarser than the network's classes (CamVid's 11 classes for 19-class networks);
+    ``parse_split``: for sets whose splits are expressions (CamVid's drive splits), the function
+    that reads one (text, parameter name) and returns it normalised, or raises InputError.
     """
 
     preset: str
@@ -46,6 +50,7 @@ class DatasetInfo:
     splits: tuple[str, ...] = ("train", "val")
     size: tuple[int, int] | None = None
     scored_as: ClassGroups | None = None
+    parse_split: Callable[[str, str], str] | None = None
 
 
 def _synthetic(r: Request) -> Split:
@@ -68,8 +73,10 @@ DATASETS: dict[str, DatasetInfo] = {
                           lambda r: load_pairs(folder_layout(r.data_dir, r.split), r.size, 19, r.workers),
                           BDD100K_CLASSES),
     "synthetic": DatasetInfo("bdd100k", "optional", _synthetic, BDD100K_CLASSES),
-    "camvid": DatasetInfo("bdd100k", "required", lambda r: load_camvid(r.data_dir, r.split, r.size, r.workers),
-                          BDD100K_CLASSES, CAMVID_SPLITS, CAMVID_SIZE, CAMVID_SCORING),
+    "camvid": DatasetInfo("bdd100k", "required",
+                          lambda r: load_camvid(r.data_dir, r.split, r.size, r.workers, r.param),
+                          BDD100K_CLASSES, CAMVID_SPLITS, CAMVID_SIZE, CAMVID_SCORING,
+                          lambda text, param: str(CamVidSplit.parse(text, param))),
 }
 
 
@@ -78,6 +85,16 @@ def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}", param="dataset")
     return DATASETS[name]
+
+
+def check_split(name: str, split: str, param: str = "split") -> str:
+    """``split`` of dataset ``name`` as its loader reads it; InputError naming ``param`` if it has none such."""
+    info = dataset_info(name)
+    if info.parse_split is not None:
+        return info.parse_split(split, param)
+    if split not in info.splits:
+        raise InputError(f"{name} has {' and '.join(info.splits)}, not {split!r}", param=param)
+    return split
 
 
 def load_split(name: str, request: Request) -> Split:

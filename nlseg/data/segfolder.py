@@ -12,6 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -49,12 +50,16 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
 
 
-def pair_files(layout: Layout) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(image, mask) pairs in name order, and the names of images without a mask."""
+def pair_files(layout: Layout, keep: Callable[[Path], bool] | None = None
+               ) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(image, mask) pairs in name order, and the names of images without a mask.
+
+    ``keep``: only the images it accepts (CamVid's drive splits).
+    """
     for folder in (layout.images, layout.masks):
         if not folder.is_dir():
             raise InputError(f"{folder}: folder not found; expected {layout.expected}")
-    images = _files(layout.images, IMAGE_SUFFIXES)
+    images = [p for p in _files(layout.images, IMAGE_SUFFIXES) if keep is None or keep(p)]
     if not images:
         raise InputError(f"{layout.images}: no .jpg/.png images; expected {layout.expected}")
     masks = {_key(p, MASK_STEM_SUFFIXES): p for p in _files(layout.masks, (".png",))}
@@ -92,9 +97,10 @@ def _read(pair: tuple[Path, Path], size: tuple[int, int], num_classes: int) -> t
     return resize_pair(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mask, size)
 
 
-def load_pairs(layout: Layout, size: tuple[int, int], num_classes: int = 19, workers: int = 4) -> Split:
-    """Read, check and resize every pair of ``layout`` into a :class:`Split` at ``size`` = (H, W)."""
-    pairs, bad = pair_files(layout)
+def load_pairs(layout: Layout, size: tuple[int, int], num_classes: int = 19, workers: int = 4,
+               keep: Callable[[Path], bool] | None = None) -> Split:
+    """Read, check and resize every pair of ``layout`` (that ``keep`` accepts) into a :class:`Split` at ``size``."""
+    pairs, bad = pair_files(layout, keep)
     images = torch.empty((len(pairs), 3, *size), dtype=torch.uint8)
     masks = torch.empty((len(pairs), *size), dtype=torch.uint8)
     kept = 0

@@ -50,6 +50,8 @@ class RunSpec:
     train_fraction: float = 1.0
     init: str | None = None  # checkpoint whose weights the run starts from (fine-tuning); None: He init
     synthetic_scenes: int = 0  # generated driving scenes added to the training split
+    train_split: str = "train"  # the split trained on (CamVid: drive splits such as train+val:-0006R0)
+    val_split: str | None = "val"  # the split validated on; None: no validation
 
     @property
     def metric(self) -> str:
@@ -117,7 +119,9 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
     recipe, device = spec.recipe, ctx.device
     g = epoch_generator(spec.seed, epoch)
     order = torch.randperm(len(data), generator=g)
-    batches = [b for b in order.split(recipe.batch_size) if len(b) >= ctx.world]
+    # A last batch of one sample is dropped (BatchNorm cannot train on one value per channel).
+    smallest = ctx.world if recipe.batch_size == 1 else max(2, ctx.world)
+    batches = [b for b in order.split(recipe.batch_size) if len(b) >= smallest]
     scores = Scores(data.num_classes, data.is_segmentation, device, groups)
     crop = recipe.crop or data.image_size
     bar = EpochBar(f"epoch {epoch}/{recipe.epochs}", len(batches),
@@ -198,7 +202,8 @@ def _meta(spec: RunSpec, epoch: int, row: dict, class_names: tuple[str, ...], me
     per-pixel mean is the checkpoint's ``input_mean`` tensor (3, H, W).
     """
     return {"dataset": spec.dataset, "task": spec.model.task, "epoch": epoch, "image_size": list(spec.size),
-            "data_dir": spec.data_dir, "seed": spec.seed, "metrics": row, "class_names": list(class_names),
+            "data_dir": spec.data_dir, "train_split": spec.train_split, "val_split": spec.val_split,
+            "seed": spec.seed, "metrics": row, "class_names": list(class_names),
             "normalization": {"mean": [float(v) for v in mean.mean((1, 2))], "std": [1.0, 1.0, 1.0],
                               "per_pixel": spec.recipe.pixel_mean and spec.recipe.subtract_mean}}
 
@@ -222,12 +227,13 @@ def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim
     return payload
 
 
-def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume: bool,
+def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context, resume: bool,
         class_names: tuple[str, ...] = (), log: Callable[[str], None] = print,
         groups: ClassGroups | None = None) -> list[dict[str, Any]]:
     """Train ``spec`` in run directory ``out`` (rank 0 writes), resuming from ``last.pt`` if asked.
 
-    ``groups``: validation metrics (and ``best.pt``) in this coarser label set.
+    ``groups``: validation metrics (and ``best.pt``) in this coarser label set. Without ``val``
+    no epoch is validated and no ``best.pt`` is written.
     Returns the metrics history, one row per epoch.
     """
     recipe = spec.recipe
@@ -240,7 +246,7 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
         mean = torch.zeros(3, 1, 1)
     weight = median_frequency_weights(train.targets, train.num_classes).to(ctx.device) if recipe.class_weights else None
     if ctx.device.type == "cuda":  # a few hundred MB of uint8 at most: index batches on the GPU
-        train, val = train.to(ctx.device), val.to(ctx.device)
+        train, val = train.to(ctx.device), None if val is None else val.to(ctx.device)
     torch.manual_seed(spec.seed)
     module = build_model(spec.model)
     last = out / rundir.LAST
@@ -276,8 +282,9 @@ def fit(spec: RunSpec, train: Split, val: Split, out: Path, ctx: Context, resume
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx, weight, groups)
-        val_scores = evaluate(module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups,
-                              input_noise=recipe.input_noise, noise_generator=epoch_generator(spec.seed, epoch, 1))
+        val_scores = {} if val is None else evaluate(
+            module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups,
+            input_noise=recipe.input_noise, noise_generator=epoch_generator(spec.seed, epoch, 1))
         row = _row(epoch, lr, time.perf_counter() - start, train_scores, val_scores)
         history.append(row)
         value = row.get(f"val_{spec.metric}")
