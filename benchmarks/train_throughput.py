@@ -26,6 +26,9 @@ images/s with 𝓛 at batch 8, eager, on an H200; the target on H100/H200 is at 
     python benchmarks/train_throughput.py --threads 1   # a CPU shared with another busy process
     python benchmarks/train_throughput.py --preset camvid --nonlocal diffusion --batch 8 \
         --modes eager,channels-last,channels-last+bf16,channels-last+compile   # the CamVid recipe's step
+    python benchmarks/train_throughput.py --preset camvid --trainer --batch 8 --warmup 2 --steps 12
+        # the whole step of nlseg train (augmentation and running metrics too); PYTHONPATH=OTHER_CHECKOUT
+        # times another version of the trainer with the same script
     python benchmarks/train_throughput.py --device cuda # batch 8,64,256, 3 modes, 5 + 20 steps
     python benchmarks/train_throughput.py --device cuda --modes eager,channels-last+cudagraphs --batch 256
 """
@@ -36,10 +39,12 @@ import argparse
 import gc
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
+import nlseg
 from nlseg.assets import default_weights
 from nlseg.checkpoint import load_model
 from nlseg.errors import InputError
@@ -135,6 +140,33 @@ def preset_config(preset: str, nonlocal_kernel: str) -> ModelConfig:
     return replace(config, nonlocal_kernel=config_kernel(nonlocal_kernel), image_size=RECIPES["camvid"].crop)
 
 
+def measure_trainer(config: ModelConfig, recipe: Recipe, batch: int, device: torch.device, warmup: int,
+                    steps: int) -> tuple[float, None]:
+    """Seconds per batch of ``nlseg.train.loop.train_epoch`` itself (scene augmentation, forward, loss,
+    backward, SGD, the running metrics in CamVid's 11 classes) over ``steps`` batches of random
+    360x480 frames and labels, after a warm-up epoch of ``warmup`` batches."""
+    from nlseg.data.labels import CAMVID_SCORING
+    from nlseg.data.split import Split
+    from nlseg.train.distributed import Context
+    from nlseg.train.loop import RunSpec, train_epoch
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (batch * max(warmup, steps), 3, 360, 480), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, config.num_classes, (len(frames), 360, 480), generator=g, dtype=torch.uint8)
+    spec = RunSpec("camvid", None, (360, 480), config, replace(recipe, batch_size=batch))
+    ctx = Context(0, 1, device)
+    torch.manual_seed(0)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.SGD(weight_decay_groups(model, recipe.weight_decay), lr=recipe.lr, momentum=recipe.momentum)
+    mean = torch.full((3, 1, 1), 0.4)
+    train_epoch(model, model, optimizer, Split(frames[:batch * warmup], labels[:batch * warmup], 19), mean, spec,
+                1, ctx, groups=CAMVID_SCORING)
+    start = time.perf_counter()
+    train_epoch(model, model, optimizer, Split(frames[:batch * steps], labels[:batch * steps], 19), mean, spec,
+                2, ctx, groups=CAMVID_SCORING)
+    return (time.perf_counter() - start) / steps, None
+
+
 def duration(seconds: float) -> str:
     """45 s, 12 min, 4.2 h, 3.1 d: the unit that keeps the number readable."""
     if seconds < 120:
@@ -168,6 +200,9 @@ def main() -> None:
                              "(default eager on CPU; eager,channels-last,channels-last+compile on CUDA)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per row (default 1 CPU, 5 CUDA)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 2 CPU, 20 CUDA)")
+    parser.add_argument("--trainer", action="store_true",
+                        help="time nlseg train's whole step (train_epoch: augmentation, metrics too) instead of "
+                             "forward/backward/SGD; --preset camvid, eager, CPU fp32 as the trainer runs")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (torch.set_num_threads; default torch's). 1 avoids OpenMP spinning "
                              "against another busy process on a small machine")
@@ -191,13 +226,16 @@ def main() -> None:
     cuda = device.type == "cuda"
     if not cuda and any(mode.compile_mode == "reduce-overhead" for mode in modes):
         raise SystemExit("--modes: cudagraphs needs a CUDA device")
+    if args.trainer and (args.preset != "camvid" or [m.name for m in modes] != ["eager"]):
+        raise SystemExit("--trainer: times the trainer as it is: --preset camvid, --modes eager")
 
     base = preset_config(args.preset, "diffusion")
     h, w = base.image_size
     print(f"# nlseg train step, {args.preset} preset ({'-'.join(map(str, base.blocks))} Blocks, "
           f"{'-'.join(map(str, base.channels))} channels, {h}x{w} input, {base.num_classes} classes) on {device} "
           f"({describe_device(device)}), {'bf16 autocast' if cuda else 'fp32 unless bf16'}, {torch.get_num_threads()} threads, {warmup} warm-up + {steps} timed "
-          f"steps, torch {torch.__version__}\n")
+          f"steps, torch {torch.__version__}" + (f"; the whole trainer step of {Path(nlseg.__file__).parent}"
+                                                 if args.trainer else "") + "\n")
     print("| variant | batch | ms/step | images/s | ratio |" + (" peak MB |" if cuda else "") + " note |")
     print("|---|---:|---:|---:|---:|" + ("---:|" if cuda else "") + "---|")
     first: float | None = None
@@ -208,8 +246,9 @@ def main() -> None:
             for batch in batches:
                 name = f"{'𝓛' if op == 'diffusion' else 'no 𝓛' if op == 'none' else op}, {mode.name}"
                 try:
-                    result: tuple[float, float | None] | str = measure(config, recipe, batch, mode, device,
-                                                                       warmup, steps)
+                    result: tuple[float, float | None] | str = (
+                        measure_trainer(config, recipe, batch, device, warmup, steps) if args.trainer
+                        else measure(config, recipe, batch, mode, device, warmup, steps))
                 except Exception as error:  # a failed row is reported, the others still run
                     result = reason(error)
                 gc.collect()  # free this row's model and graphs before the next

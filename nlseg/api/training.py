@@ -25,7 +25,8 @@ from nlseg.runtime.device import resolve_device
 from nlseg.train import distributed
 from nlseg.train.distributed import Context
 from nlseg.train.loop import RunSpec, evaluate as evaluate_split, fit, median_summary
-from nlseg.train.recipe import RECIPES, SCHEDULES
+from nlseg.train.class_balance import WEIGHTINGS
+from nlseg.train.recipe import OPTIMIZERS, RECIPES, SCHEDULES
 from nlseg.train.rundir import write_json
 
 Size = tuple[int, int]
@@ -57,6 +58,9 @@ def train(
     lr: float | None = None,
     schedule: str | None = None,
     class_weights: bool | None = None,
+    class_weighting: str | None = None,
+    optimizer: str | None = None,
+    scale: tuple[float, float] | None = None,
     seeds: Sequence[int] = (0,),
     seed_dirs: bool = False,
     out: str | os.PathLike | None = None,
@@ -78,7 +82,9 @@ def train(
     training size) to the training split of a street-scene set, for the train ids it lacks.
     ``size``: the training frames' (H, W) of segmentation sets; ``crop``: random training crops of
     street scenes; ``infer_size``: the input size recorded for inference (default ``size``).
-    ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights`` override the recipe. One run
+    ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights``, ``class_weighting``
+    (``median`` or ``enet``; implies ``class_weights``), ``optimizer`` (``sgd`` or ``adam``) and
+    ``scale`` (the street-scene augmentation's random scale range) override the recipe. One run
     per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
     median in ``out/seeds.json``. Under torchrun each process trains its shard (DDP).
     ``train_split`` / ``val_split``: the splits trained on and validated on (None: no validation,
@@ -109,9 +115,16 @@ def train(
     config = config if config is not None else preset
     image_size = _size(size, "size", config.task, dataset, info.size or config.image_size)
     recipe = RECIPES[dataset]
-    if schedule is not None and schedule not in SCHEDULES:
-        raise InputError(f"expected one of {', '.join(SCHEDULES)}, got {schedule!r}", param="schedule")
+    for param, value, choices in (("schedule", schedule, SCHEDULES), ("optimizer", optimizer, OPTIMIZERS),
+                                  ("class_weighting", class_weighting, WEIGHTINGS)):
+        if value is not None and value not in choices:
+            raise InputError(f"expected one of {', '.join(choices)}, got {value!r}", param=param)
+    if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
+        raise InputError(f"expected LOW-HIGH with 0 < LOW <= HIGH, got {scale}", param="scale")
+    if class_weighting is not None and class_weights is False:
+        raise InputError("a class weighting needs class weights on", param="class_weighting")
     for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size),
+                         ("class_weighting", class_weighting), ("scale", scale),
                          ("synthetic_scenes", synthetic_scenes or None)):
         if value is not None and (config.task != "segment" or dataset == "qtips-seg"):
             raise InputError(f"for street-scene segmentation sets, not {dataset}", param=param)
@@ -131,7 +144,9 @@ def train(
         if not ok:
             raise InputError(f"invalid value {value}", param=param)
     recipe = replace(recipe, crop=crop_size, schedule=schedule or recipe.schedule,
-                     class_weights=recipe.class_weights if class_weights is None else class_weights,
+                     class_weights=(recipe.class_weights or class_weighting is not None) if class_weights is None
+                     else class_weights, class_weighting=class_weighting or recipe.class_weighting,
+                     optimizer=optimizer or recipe.optimizer, scale=tuple(scale) if scale else recipe.scale,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
     config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,

@@ -16,7 +16,8 @@ from nlseg.cli import options as opt
 from nlseg.data.registry import DATASETS, dataset_info
 from nlseg.data.split import DataWarning
 from nlseg.errors import InputError
-from nlseg.train.recipe import SCHEDULES
+from nlseg.train.class_balance import WEIGHTINGS
+from nlseg.train.recipe import OPTIMIZERS, SCHEDULES
 
 DatasetArg = Annotated[str, typer.Argument(help=f"One of {', '.join(DATASETS)}.", show_default=False)]
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset (not needed for "
@@ -36,6 +37,17 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise InputError(f"--seeds: expected distinct non-negative integers such as 0,1,2,3,4, got {text!r}")
     return seeds
+
+
+def parse_scale(text: str | None) -> tuple[float, float] | None:
+    """'0.5-2.0' -> (0.5, 2.0); InputError naming --scale otherwise."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise InputError(f"--scale: expected LOW-HIGH such as 0.5-2.0, got {text!r}") from None
+    return low, high
 
 
 def show_warnings() -> None:
@@ -83,6 +95,13 @@ def train(
                                                           "by median-frequency class balancing (default: off).")] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help=f"Learning-rate schedule: {', '.join(SCHEDULES)} "
                                                     "(default: the recipe's; camvid: poly).")] = None,
+    class_weighting: Annotated[Optional[str], typer.Option("--class-weighting", help=f"{' or '.join(WEIGHTINGS)}: "
+                                                           "median-frequency or ENet's 1/ln(1.10 + p) class "
+                                                           "weights (turns --class-weights on; default median).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)} (default: the "
+                                                     "recipe's, sgd with momentum 0.9).")] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="LOW-HIGH random scale of street-scene training "
+                                                 "frames, e.g. 0.5-2.0 (default: the recipe's; camvid: 0.75-1.5).")] = None,
     train_split: Annotated[str, typer.Option("--train-split", help="The split to train on; camvid: also drive "
                                              "splits such as train+val:-0006R0 (every drive but 0006R0) or "
                                              "train+val:0001TP,0016E5.")] = "train",
@@ -103,7 +122,8 @@ def train(
         data_dir=data_dir,
         size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
         infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
-        schedule=schedule, class_weights=class_weights, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
+        schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
+        scale=parse_scale(scale), seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
         seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
         train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
         val_split=None if val_split == "none" else val_split,

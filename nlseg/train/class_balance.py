@@ -1,10 +1,14 @@
-"""Class weights of the segmentation loss: median-frequency balancing (SegNet, ENet on CamVid).
+"""Class weights of the segmentation loss: median-frequency balancing (SegNet) and ENet's weights.
 
 Eigen and Fergus (ICCV 2015), used by SegNet (Badrinarayanan et al., TPAMI 2017) on CamVid:
 the weight of class c is median_freq / freq(c), where freq(c) is the number of pixels of c
 divided by the number of labelled pixels in the images that contain c, and median_freq is
 the median of freq over the classes present. Classes absent from the masks get weight 0
 (they are never a target, so their weight is never used).
+
+ENet (Paszke et al., 2016; the CamVid code of ENet, ESPNet, CGNet and their successors):
+w_c = 1 / ln(k + p_c) with p_c the share of the labelled training pixels that are class c and
+k = 1.10 (the anchors' code; the ENet paper writes 1.02), which bounds every weight by 1 / ln k.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ import torch
 from nlseg.data.labels import IGNORE_INDEX
 
 
-def median_frequency_weights(masks: torch.Tensor, num_classes: int, chunk: int = 64) -> torch.Tensor:
-    """float32 (num_classes,) weights from uint8 masks (N, H, W), pixels labelled 255 ignored."""
+WEIGHTINGS = ("median", "enet")
+ENET_K = 1.10
+
+
+def _pixel_counts(masks: torch.Tensor, num_classes: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 (num_classes,) labelled pixels of each class, and labelled pixels of the images holding it."""
     pixels = torch.zeros(num_classes, dtype=torch.float64)
     image_pixels = torch.zeros(num_classes, dtype=torch.float64)
     for start in range(0, len(masks), chunk):
@@ -26,9 +34,29 @@ def median_frequency_weights(masks: torch.Tensor, num_classes: int, chunk: int =
         counts = counts[:, :num_classes]
         pixels += counts.sum(0)
         image_pixels += ((counts > 0) * labelled.sum(1, keepdim=True)).sum(0)
+    return pixels, image_pixels
+
+
+def median_frequency_weights(masks: torch.Tensor, num_classes: int, chunk: int = 64) -> torch.Tensor:
+    """float32 (num_classes,) weights from uint8 masks (N, H, W), pixels labelled 255 ignored."""
+    pixels, image_pixels = _pixel_counts(masks, num_classes, chunk)
     present = pixels > 0
     if not bool(present.any()):
         raise ValueError("median-frequency weights: the masks label no pixel")
     freq = torch.where(present, pixels / image_pixels.clamp(min=1), torch.zeros_like(pixels))
     weights = torch.where(present, freq[present].median() / freq.clamp(min=1e-30), torch.zeros_like(freq))
     return weights.float()
+
+
+def enet_weights(masks: torch.Tensor, num_classes: int, k: float = ENET_K, chunk: int = 64) -> torch.Tensor:
+    """float32 (num_classes,) ENet weights 1 / ln(k + p_c) from uint8 masks (N, H, W); absent classes 0."""
+    pixels, _ = _pixel_counts(masks, num_classes, chunk)
+    if not bool((pixels > 0).any()):
+        raise ValueError("ENet weights: the masks label no pixel")
+    share = pixels / pixels.sum()
+    return torch.where(pixels > 0, 1.0 / torch.log(k + share), torch.zeros_like(share)).float()
+
+
+def class_weights(masks: torch.Tensor, num_classes: int, weighting: str) -> torch.Tensor:
+    """The weights of ``weighting`` (one of :data:`WEIGHTINGS`)."""
+    return (enet_weights if weighting == "enet" else median_frequency_weights)(masks, num_classes)

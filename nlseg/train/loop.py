@@ -30,7 +30,7 @@ from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig, build_model
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.train import rundir
-from nlseg.train.class_balance import median_frequency_weights
+from nlseg.train.class_balance import class_weights
 from nlseg.train.distributed import Context, sync_batchnorm
 from nlseg.train.metrics import Scores
 from nlseg.train.progress import EpochBar
@@ -244,7 +244,8 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
         mean = mean.mean((1, 2), keepdim=True)
     if not recipe.subtract_mean:
         mean = torch.zeros(3, 1, 1)
-    weight = median_frequency_weights(train.targets, train.num_classes).to(ctx.device) if recipe.class_weights else None
+    weight = (class_weights(train.targets, train.num_classes, recipe.class_weighting).to(ctx.device)
+              if recipe.class_weights else None)
     if ctx.device.type == "cuda":  # a few hundred MB of uint8 at most: index batches on the GPU
         train, val = train.to(ctx.device), None if val is None else val.to(ctx.device)
     torch.manual_seed(spec.seed)
@@ -255,9 +256,10 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
     if ctx.world > 1:
         sync_batchnorm(module)
     module.to(ctx.device)
-    optimizer = torch.optim.SGD(weight_decay_groups(module, recipe.weight_decay, convention=recipe.decay_convention,
-                                                    decay_classifier=recipe.decay_classifier),
-                                lr=recipe.lr, momentum=recipe.momentum)
+    decay_groups = weight_decay_groups(module, recipe.weight_decay, convention=recipe.decay_convention,
+                                       decay_classifier=recipe.decay_classifier)
+    optimizer = (torch.optim.Adam(decay_groups, lr=recipe.lr) if recipe.optimizer == "adam"
+                 else torch.optim.SGD(decay_groups, lr=recipe.lr, momentum=recipe.momentum))
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "value": -math.inf}
     if last.exists() and not resume:

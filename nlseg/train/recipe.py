@@ -30,7 +30,10 @@ class Recipe:
     augmentation only). ``subtract_mean`` False feeds the [0, 1] images as they are (the authors'
     Q-tips). ``weight_decay`` is α of ``decay_convention`` (``eq4.9``: (α/2)‖K‖², ``keras``:
     α‖K‖²; :func:`~nlseg.nn.regularization.torch_weight_decay`); ``decay_classifier`` False
-    leaves the dense classifier undecayed (docs/design.md §6).
+    leaves the dense classifier undecayed (docs/design.md §6). ``optimizer``: ``sgd`` (with
+    ``momentum``) or ``adam`` (the CamVid anchors' Adam, the decay as an L2 term of the gradient);
+    ``class_weighting``: ``median`` (median-frequency) or ``enet`` (1 / ln(1.10 + p)) when
+    ``class_weights`` is on.
     """
 
     epochs: int = 200
@@ -54,6 +57,8 @@ class Recipe:
     subtract_mean: bool = True
     decay_convention: str = "eq4.9"
     decay_classifier: bool = True
+    optimizer: str = "sgd"
+    class_weighting: str = "median"
 
     @property
     def scene_augmentation(self) -> bool:
@@ -85,6 +90,7 @@ class Recipe:
 
 
 SCHEDULES = ("step", "poly", "cosine")
+OPTIMIZERS = ("sgd", "adam")
 
 
 _SEGMENT = Recipe(batch_size=8, pad=0)
