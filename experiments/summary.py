@@ -119,6 +119,10 @@ def epochs_ahead(a: Run, b: Run, first: int | None = None) -> int:
     return sum(x > y for x, y in pairs)
 
 
+def _band(values: list[float]) -> str:
+    return f"{min(values):.0f}–{max(values):.0f}" if values else "—"
+
+
 def per_seed_lines(nets: dict[str, Network]) -> list[str]:
     """Each seed: last training accuracy, mean training accuracy, the epoch 15–30 band, the mean validation
     over the last five epochs of every network, and the epochs each Nonlocal network is ahead of the
@@ -138,7 +142,7 @@ def per_seed_lines(nets: dict[str, Network]) -> list[str]:
             return " / ".join("—" if r is None else f(r) for r in runs)
 
         line = [str(seed), each(lambda r: f"{r.train[-1]:.1f}"), each(lambda r: f"{r.mean_train:.1f}"),
-                each(lambda r: f"{min(r.train[lo - 1:hi]):.0f}–{max(r.train[lo - 1:hi]):.0f}"),
+                each(lambda r: _band(r.train[lo - 1:hi])),
                 each(lambda r: f"{r.mean_val_last:.1f}")]
         for row in nonlocal_rows:
             a, b = nets[row].runs.get(seed), ham.runs.get(seed)  # type: ignore[union-attr]
