@@ -40,6 +40,7 @@ class Run:
 
     train: list[float]
     val: list[float]
+    minutes: float  # wall time of the run's epochs
 
     @property
     def mean_train(self) -> float:
@@ -72,8 +73,8 @@ def load(path: Path) -> dict[str, Network]:
         out: dict[str, Network] = {}
         for row in doc["rows"]:
             cell = doc["cells"][row][key]
-            runs = {int(s): Run([100 * e[f"train_{metric}"] for e in h], [100 * e[f"val_{metric}"] for e in h])
-                    for s, h in cell["history"].items() if h}
+            runs = {int(s): Run([100 * e[f"train_{metric}"] for e in h], [100 * e[f"val_{metric}"] for e in h],
+                                sum(e.get("seconds", 0.0) for e in h) / 60) for s, h in cell["history"].items() if h}
             label = SHORT.get(row, NETWORKS[row].label if row in NETWORKS else row)
             histories = {int(s): h for s, h in cell["history"].items() if h}
             out[row] = Network(row, label, float(cell["params_m"]), dict(sorted(runs.items())), histories, metric)
@@ -132,7 +133,8 @@ def per_seed_lines(nets: dict[str, Network]) -> list[str]:
     nonlocal_rows = [r for r in NONLOCAL_ROWS if r in nets and ham is not None]
     lo, hi = BAND
     header = ["seed", f"train acc. last: {names}", f"mean train acc.: {names}",
-              f"train acc., epochs {lo}–{hi} (min–max): {names}", f"mean val, last {LAST}: {names}"]
+              f"train acc., epochs {lo}–{hi} (min–max): {names}", f"mean val, last {LAST}: {names}",
+              f"minutes per run: {names}"]
     header += [f"epochs with {nets[r].label} ahead of H (of all; of the first {EARLY})" for r in nonlocal_rows]
     rows = []
     for seed in sorted({s for net in nets.values() for s in net.runs}):
@@ -143,13 +145,49 @@ def per_seed_lines(nets: dict[str, Network]) -> list[str]:
 
         line = [str(seed), each(lambda r: f"{r.train[-1]:.1f}"), each(lambda r: f"{r.mean_train:.1f}"),
                 each(lambda r: _band(r.train[lo - 1:hi])),
-                each(lambda r: f"{r.mean_val_last:.1f}")]
+                each(lambda r: f"{r.mean_val_last:.1f}"), each(lambda r: f"{r.minutes:.0f}")]
         for row in nonlocal_rows:
             a, b = nets[row].runs.get(seed), ham.runs.get(seed)  # type: ignore[union-attr]
             line.append("—" if a is None or b is None else
                         f"{epochs_ahead(a, b)} of {len(a.train)}; {epochs_ahead(a, b, EARLY)}")
         rows.append(line)
     return ["Per seed (percentages; H: the Hamiltonian network, log: (−Δ)^−1):", ""] + _table(header, rows)
+
+
+def _epoch_ranges(epochs: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1–3, 7'."""
+    spans: list[list[int]] = []
+    for e in epochs:
+        if spans and e == spans[-1][1] + 1:
+            spans[-1][1] = e
+        else:
+            spans.append([e, e])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in spans) or "none"
+
+
+def _extreme(deltas: list[float], sign: int) -> str:
+    """The largest lead (sign 1) or lag (sign −1) in points with its first epoch, or '—'."""
+    value, epoch = max((sign * d, -(i + 1)) for i, d in enumerate(deltas))
+    return f"{sign * value:+.1f} (ep {-epoch})" if value > 0 else "—"
+
+
+def lead_lines(nets: dict[str, Network]) -> list[str]:
+    """Each Nonlocal network against the Hamiltonian network, per seed: the epochs it is ahead in training
+    accuracy, its largest lead and lag (training) and its largest lead in validation accuracy."""
+    ham = nets.get("hamiltonian")
+    rows = []
+    for row in (r for r in NONLOCAL_ROWS if r in nets and ham is not None):
+        for seed in sorted(set(nets[row].runs) & set(ham.runs)):  # type: ignore[union-attr]
+            a, b = nets[row].runs[seed], ham.runs[seed]  # type: ignore[union-attr]
+            train = [x - y for x, y in zip(a.train, b.train)]
+            val = [x - y for x, y in zip(a.val, b.val)]
+            rows.append([nets[row].label, str(seed), _epoch_ranges([i + 1 for i, d in enumerate(train) if d > 0]),
+                         _extreme(train, 1), _extreme(train, -1), _extreme(val, 1)])
+    if not rows:
+        return []
+    header = ["Nonlocal network", "seed", "epochs ahead of H (train acc.)", "largest lead, train (points)",
+              "largest lag, train", "largest lead, val"]
+    return ["Each Nonlocal network against H, epoch by epoch:", ""] + _table(header, rows)
 
 
 @dataclass(frozen=True)
@@ -276,5 +314,5 @@ def plot_medians(nets: dict[str, Network], title: str, path: Path) -> None:
 
 def summary_text(nets: dict[str, Network]) -> str:
     """Every section, Markdown."""
-    parts = [median_lines(nets), per_seed_lines(nets), verdict_lines(nets), stagnation_lines(nets)]
+    parts = [median_lines(nets), per_seed_lines(nets), lead_lines(nets), verdict_lines(nets), stagnation_lines(nets)]
     return "\n".join(line for part in parts if part for line in [*part, ""]).rstrip() + "\n"

@@ -14,7 +14,8 @@ EPOCHS = range(1, 31)
 
 
 def _history(train_pct: list[float], val: float) -> list[dict]:
-    return [{"epoch": e, "train_accuracy": t / 100, "val_accuracy": val} for e, t in zip(EPOCHS, train_pct)]
+    return [{"epoch": e, "train_accuracy": t / 100, "val_accuracy": val, "seconds": 60.0}
+            for e, t in zip(EPOCHS, train_pct)]
 
 
 def _cell(params: float, histories: dict[str, list[dict]]) -> dict:
@@ -23,7 +24,7 @@ def _cell(params: float, histories: dict[str, list[dict]]) -> dict:
 
 @pytest.fixture()
 def report(tmp_path: Path) -> Path:
-    """Two seeds, 30 epochs. Training accuracy (%) at epoch e: H e and 3e; 𝓛 e + 1 and 3e − 1;
+    """Two seeds, 30 epochs of a minute. Training accuracy (%) at epoch e: H e and 3e; 𝓛 e + 1 and 3e − 1;
     ResNet-44 5 (40 at epoch 3) and 1. Validation constant: H 0.5, 0.3; 𝓛 0.6, 0.2; ResNet-44 0.1."""
     resnet0 = [40.0 if e == 3 else 5.0 for e in EPOCHS]
     doc = {"kind": "curves", "metrics": ["accuracy"], "rows": ["hamiltonian", "diffusion", "resnet44"],
@@ -57,9 +58,13 @@ def test_report_prints_the_hand_computed_figures(report: Path, tmp_path: Path, c
     assert _row(out, "| ResNet-44 |") == ["ResNet-44", "0.66M", "3.0", "3.0", "3.0", "3.6", "10.0", "10.0"]
     # per seed: last train, mean train (ResNet-44 seed 0: (29·5 + 40)/30), the epoch 15–30 band, mean val, 𝓛 ahead
     assert _row(out, "| 0 |") == ["0", "30.0 / 31.0 / 5.0", "15.5 / 16.5 / 6.2", "15–30 / 16–31 / 5–5",
-                                  "50.0 / 60.0 / 10.0", "30 of 30; 10"]
+                                  "50.0 / 60.0 / 10.0", "30 / 30 / 30", "30 of 30; 10"]
     assert _row(out, "| 1 |") == ["1", "90.0 / 89.0 / 1.0", "46.5 / 45.5 / 1.0", "45–90 / 44–89 / 1–1",
-                                  "30.0 / 20.0 / 10.0", "0 of 30; 0"]
+                                  "30.0 / 20.0 / 10.0", "30 / 30 / 30", "0 of 30; 0"]
+    # epoch by epoch against H: 𝓛 seed 0 leads by 1 point in training and 10 in validation everywhere, seed 1 lags
+    lead0, lead1 = _row(out, "| 𝓛 | 0 |"), _row(out, "| 𝓛 | 1 |")
+    assert lead0[2] == "1–30" and lead0[3].startswith("+1.0 (ep ") and lead0[4] == "—" and lead0[5] == "+10.0 (ep 1)"
+    assert lead1[2] == "none" and lead1[3] == "—" and lead1[4].startswith("-1.0 (ep ") and lead1[5] == "—"
     # 𝓛 against ResNet-44: ahead on both seeds; in the first 10 epochs on seed 0 from epoch 5 (6), seed 1 always
     assert _row(out, "| 𝓛 | ResNet-44 |") == ["𝓛", "ResNet-44", "**faster** (2 of 2 ahead by 10.3–44.5)",
                                               "31.0 / 3.6", "60.0 / 3.0 (2 of 2 ahead by 26.0–88.0)",
