@@ -125,16 +125,16 @@ def _band(values: list[float]) -> str:
 
 
 def per_seed_lines(nets: dict[str, Network]) -> list[str]:
-    """Each seed: last training accuracy, mean training accuracy, the epoch 15–30 band, the mean validation
-    over the last five epochs of every network, and the epochs each Nonlocal network is ahead of the
-    Hamiltonian network."""
+    """Each seed: last training accuracy, mean training accuracy, the epoch 15–30 band, the mean and range
+    of the validation over the last five epochs and the minutes of every network, and the epochs each
+    Nonlocal network is ahead of the Hamiltonian network."""
     names = " / ".join(net.label for net in nets.values())
     ham = nets.get("hamiltonian")
     nonlocal_rows = [r for r in NONLOCAL_ROWS if r in nets and ham is not None]
     lo, hi = BAND
     header = ["seed", f"train acc. last: {names}", f"mean train acc.: {names}",
               f"train acc., epochs {lo}–{hi} (min–max): {names}", f"mean val, last {LAST}: {names}",
-              f"minutes per run: {names}"]
+              f"val, last {LAST} (min–max): {names}", f"minutes per run: {names}"]
     header += [f"epochs with {nets[r].label} ahead of H (of all; of the first {EARLY})" for r in nonlocal_rows]
     rows = []
     for seed in sorted({s for net in nets.values() for s in net.runs}):
@@ -145,7 +145,8 @@ def per_seed_lines(nets: dict[str, Network]) -> list[str]:
 
         line = [str(seed), each(lambda r: f"{r.train[-1]:.1f}"), each(lambda r: f"{r.mean_train:.1f}"),
                 each(lambda r: _band(r.train[lo - 1:hi])),
-                each(lambda r: f"{r.mean_val_last:.1f}"), each(lambda r: f"{r.minutes:.0f}")]
+                each(lambda r: f"{r.mean_val_last:.1f}"),
+                each(lambda r: _band(r.val[-LAST:])), each(lambda r: f"{r.minutes:.0f}")]
         for row in nonlocal_rows:
             a, b = nets[row].runs.get(seed), ham.runs.get(seed)  # type: ignore[union-attr]
             line.append("—" if a is None or b is None else

@@ -58,9 +58,9 @@ def test_report_prints_the_hand_computed_figures(report: Path, tmp_path: Path, c
     assert _row(out, "| ResNet-44 |") == ["ResNet-44", "0.66M", "3.0", "3.0", "3.0", "3.6", "10.0", "10.0"]
     # per seed: last train, mean train (ResNet-44 seed 0: (29·5 + 40)/30), the epoch 15–30 band, mean val, 𝓛 ahead
     assert _row(out, "| 0 |") == ["0", "30.0 / 31.0 / 5.0", "15.5 / 16.5 / 6.2", "15–30 / 16–31 / 5–5",
-                                  "50.0 / 60.0 / 10.0", "30 / 30 / 30", "30 of 30; 10"]
+                                  "50.0 / 60.0 / 10.0", "50–50 / 60–60 / 10–10", "30 / 30 / 30", "30 of 30; 10"]
     assert _row(out, "| 1 |") == ["1", "90.0 / 89.0 / 1.0", "46.5 / 45.5 / 1.0", "45–90 / 44–89 / 1–1",
-                                  "30.0 / 20.0 / 10.0", "30 / 30 / 30", "0 of 30; 0"]
+                                  "30.0 / 20.0 / 10.0", "30–30 / 20–20 / 10–10", "30 / 30 / 30", "0 of 30; 0"]
     # epoch by epoch against H: 𝓛 seed 0 leads by 1 point in training and 10 in validation everywhere, seed 1 lags
     lead0, lead1 = _row(out, "| 𝓛 | 0 |"), _row(out, "| 𝓛 | 1 |")
     assert lead0[2] == "1–30" and lead0[3].startswith("+1.0 (ep ") and lead0[4] == "—" and lead0[5] == "+10.0 (ep 1)"
