@@ -1,4 +1,4 @@
-"""``python -m experiments list`` / ``python -m experiments run NAME``: the thesis's experiments."""
+"""``python -m experiments list`` / ``run NAME`` / ``report JSON``: the thesis's experiments."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from experiments.definitions import EXPERIMENTS
 from experiments.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from experiments.report import report_stem, write_report
 from experiments.runner import run_experiment
+from experiments.summary import load, plot_medians, summary_text
 from nlseg.cli import run_app
 from nlseg.cli.train import parse_seeds
 from nlseg.errors import InputError
@@ -100,6 +101,27 @@ def run_command(
     typer.echo(text)
     for path in paths.values():
         typer.echo(f"wrote {path}")
+
+
+@app.command("report")
+def report_command(
+    path: Annotated[Path, typer.Argument(help="A curves report JSON, e.g. docs/results/qtips-full-authors.json.",
+                                         show_default=False)],
+    figure: Annotated[Optional[Path], typer.Option("--figure", help="Also write the median curves of every "
+                                                   "network to this PNG.")] = None,
+) -> None:
+    """Every figure docs/results.md quotes for a curves experiment (Q-tips), from its report JSON: medians,
+    per-seed numbers, ResNet-44's stagnation and the verdict per Nonlocal network."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    if figure is not None and figure.suffix.lower() != ".png":
+        raise InputError(f"--figure {figure}: must end in .png")
+    nets = load(path)
+    typer.echo(summary_text(nets), nl=False)
+    if figure is not None:
+        doc_title = path.stem
+        plot_medians(nets, f"{doc_title}: median over seeds", figure)
+        typer.echo(f"wrote {figure}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,7 @@ def _pair(ours: float | None, thesis: float | None, digits: int = 2) -> str:
     return f"{_fmt(ours, digits)} / {_fmt(thesis, digits)}"
 
 
-def _plot_label(row: str) -> str:
+def plot_label(row: str) -> str:
     """A network's label for matplotlib: 𝓛 is not in its default font, mathtext draws it."""
     return NETWORKS[row].label.replace("𝓛", r"$\mathcal{L}$")
 
@@ -118,9 +118,8 @@ def table_lines(outcome: Outcome) -> list[str]:
     return lines
 
 
-def _median_curve(cell: Any, key: str) -> list[float | None]:
-    """Per-epoch median over seeds of ``key`` (None where a seed has no value)."""
-    histories = list(cell.history.values())
+def median_curve(histories: list[list[dict[str, Any]]], key: str) -> list[float | None]:
+    """Per-epoch median over seeds' histories of ``key`` (None where no seed has a value)."""
     epochs = max(len(h) for h in histories)
     out: list[float | None] = []
     for i in range(epochs):
@@ -136,8 +135,8 @@ def curve_lines(outcome: Outcome) -> list[str]:
     metric = e.metrics[0]
     name = METRIC_NAMES[metric]
     cells = {row: outcome.cells[row][column.key] for row in outcome.rows}
-    curves = {row: {split: [percent(metric, v) for v in _median_curve(cell, f"{split}_{metric}")]
-                    for split in ("train", "val")} for row, cell in cells.items()}
+    curves = {row: {split: [percent(metric, v) for v in median_curve(list(c.history.values()), f"{split}_{metric}")]
+                    for split in ("train", "val")} for row, c in cells.items()}
     n = max(len(c["train"]) for c in curves.values())
     marks = [ep for ep in CURVE_EPOCHS if ep <= n] + ([n] if n not in CURVE_EPOCHS else [])
     header = ["Network", "architecture", "params (M) ours / thesis", "seeds"] + [f"train {name} ep {ep}" for ep in marks] + [
@@ -220,10 +219,11 @@ def plot(outcome: Outcome, path: Path) -> None:
         for row in outcome.rows:
             cell = outcome.cells[row][column.key]
             for ax, split in zip(axes, ("train", "val")):
-                median = [percent(metric, v) for v in _median_curve(cell, f"{split}_{metric}")]
+                histories = list(cell.history.values())
+                median = [percent(metric, v) for v in median_curve(histories, f"{split}_{metric}")]
                 epochs = np.arange(1, len(median) + 1)
                 line, = ax.plot(epochs, [np.nan if v is None else v for v in median], marker=".",
-                                label=f"{_plot_label(row)}: {cell.architecture}, {cell.params:.2f}M, "
+                                label=f"{plot_label(row)}: {cell.architecture}, {cell.params:.2f}M, "
                                       f"{len(cell.history)} seed(s)")
                 if len(cell.history) > 1:
                     per = np.array([[np.nan if r.get(f"{split}_{metric}") is None else percent(metric, r[f"{split}_{metric}"])
@@ -247,7 +247,7 @@ def plot(outcome: Outcome, path: Path) -> None:
             theirs = [e.thesis.get(r, {}).get(column.key, {}).get(metric) for r in outcome.rows]
             ax.bar(x - 0.2, [np.nan if v is None else v for v in ours], 0.4, label="nlseg")
             ax.bar(x + 0.2, [np.nan if v is None else v for v in theirs], 0.4, label="thesis", hatch="//", alpha=0.7)
-            ax.set_xticks(x, [_plot_label(r) for r in outcome.rows], rotation=60, ha="right", fontsize=7)
+            ax.set_xticks(x, [plot_label(r) for r in outcome.rows], rotation=60, ha="right", fontsize=7)
             ax.set_title(column.label, fontsize=9)
             ax.set_ylabel(METRIC_NAMES[metric])
         axes[0][0].legend(fontsize=8)
