@@ -13,8 +13,9 @@ import numpy as np
 
 from nlseg.assets import default_weights
 from nlseg.contract import ModelInfo, preprocess, to_bgr8
+from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
-from nlseg.io import atomic_path, writable_dir
+from nlseg.io import writable_dir, write_text
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
@@ -94,9 +95,11 @@ class Segmenter:
         """The size the model runs at: ``imgsz`` if the model accepts it, else its own input size."""
         if imgsz is None:
             return self.info.input_size
-        if len(imgsz) != 2 or any(int(v) <= 0 for v in imgsz):
-            raise InputError(f"expected (height, width) of positive integers, got {imgsz}", param="imgsz")
-        size = (int(imgsz[0]), int(imgsz[1]))
+        if isinstance(imgsz, str):
+            imgsz = parse_shape(imgsz, "imgsz")  # type: ignore[assignment]
+        if not isinstance(imgsz, Sequence) or len(imgsz) != 2:
+            raise InputError(f"expected (height, width) such as (270, 480), got {imgsz!r}", param="imgsz")
+        size = check_size(parse_shape(imgsz, "imgsz"), self.info.min_side, "imgsz")  # type: ignore[arg-type]
         if not self.info.dynamic and size != self.info.input_size:
             h, w = self.info.input_size
             raise InputError(f"{self.weights} has a fixed input size {h}x{w}", param="imgsz")
@@ -148,12 +151,28 @@ class Segmenter:
                                 ("opacity", opacity, 0.0 <= opacity <= 1.0)):
             if not ok:
                 raise InputError(f"invalid value {value}", param=name)
-        out_dir = writable_dir(out)
+        size = self.input_size(imgsz)
         inputs = resolve_source(str(source))
         for inp in inputs:  # open every video before any output exists, so bad files fail early
             if isinstance(inp, VideoInput):
                 inp.open()
-        size = self.input_size(imgsz)
+                if 0 < inp.frame_count < vid_stride:
+                    raise InputError(f"{vid_stride} is more than the {inp.frame_count} frames of {inp.target}; "
+                                     f"at most {inp.frame_count}", param="vid_stride")
+        created = not Path(out).exists()
+        out_dir = writable_dir(out)
+        try:
+            return self._run(source, inputs, out_dir, size, batch, opacity, save_masks, video, vid_stride,
+                             on_frames, on_start)
+        except BaseException:
+            if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # a run that failed before writing anything leaves no empty folder behind
+            raise
+
+    def _run(self, source: str | os.PathLike, inputs: list, out_dir: Path, size: tuple[int, int], batch: int,
+             opacity: float, save_masks: bool, video: bool, vid_stride: int,
+             on_frames: Callable[[int], None] | None, on_start: Callable[[int | None], None] | None) -> InferResult:
+        """The pipeline and summary.json of :meth:`infer`, once its inputs are checked and ``out_dir`` exists."""
         options = InferOptions(out_dir=out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
                                write_video=video, vid_stride=vid_stride)
         if on_start is not None:
@@ -170,9 +189,7 @@ class Segmenter:
             "outputs": [str(p) for p in report.outputs], "problems": report.problems,
             "interrupted": report.interrupted,
         }
-        summary_path = out_dir / "summary.json"
-        with atomic_path(summary_path) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        summary_path = write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return InferResult(report, summary, summary_path)
 
     def export(self, format: str = "onnx", out: str | os.PathLike | None = None, **options: Any) -> Path:

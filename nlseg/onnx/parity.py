@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nlseg.contract import normalise, preprocess, to_bgr8
+from nlseg.contract.limits import check_size
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, load_model_proto, metadata_of
 from nlseg.onnx.ort_op import open_session
@@ -101,6 +102,7 @@ def check_shape(metadata: ModelMetadata, shape: tuple[int, ...] | None) -> tuple
         why = ("a classifier's dense head fixes it" if name != "batch" and metadata.config.task == "classify"
                else "export with --dynamic to vary it")
         raise InputError(f"the export has a fixed {name} of {want} ({why}), got {got}", param="shape")
+    check_size((h_in, w_in), metadata.info().min_side, "shape")
     return (b, c_in, h_in, w_in)
 
 
