@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
-import cv2
 import numpy as np
 
 from nlseg.assets import default_weights
-from nlseg.contract import ModelInfo, preprocess, to_bgr8
+from nlseg.contract import ModelInfo, preprocess, read_image, to_bgr8
 from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
 from nlseg.io import writable_dir, write_text
@@ -37,10 +36,13 @@ def to_bgr(image: Image) -> np.ndarray:
     """An image file, a BGR array as OpenCV reads it (gray, BGRA, 16-bit too) or an RGB PIL image → BGR uint8."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
-        if decoded is None or decoded.size == 0:
+        if path.is_dir():
+            raise InputError(f"{path} is a folder; predict takes image files or arrays (pass a list of paths, or use "
+                             "Segmenter.infer for folders)", param="source")
+        decoded = read_image(path) if path.is_file() else None
+        if decoded is None:
             raise InputError(f"{path}: {'unreadable image' if path.is_file() else 'no such file'}", param="source")
-        return to_bgr8(decoded)
+        return decoded
     if _is_pil(image):
         rgb = np.asarray(image.convert("RGB"))
         return np.ascontiguousarray(rgb[:, :, ::-1])
@@ -147,6 +149,9 @@ class Segmenter:
         (``result.report.interrupted``). ``on_start(total frames or None)`` and ``on_frames(n)``
         report progress.
         """
+        if not isinstance(source, (str, os.PathLike)):
+            raise InputError(f"infer reads a file, folder, glob, webcam index or URL, not a {type(source).__name__}; "
+                             "use predict for images in memory", param="source")
         for name, value, ok in (("batch", batch, batch >= 1), ("vid_stride", vid_stride, vid_stride >= 1),
                                 ("opacity", opacity, 0.0 <= opacity <= 1.0)):
             if not ok:

@@ -13,7 +13,7 @@ import numpy as np
 
 from nlseg.errors import InputError
 from nlseg.io import IMAGE_SUFFIXES
-from nlseg.contract import to_bgr8
+from nlseg.contract import read_image, to_bgr8
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".flv"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://")
@@ -40,12 +40,10 @@ class VideoInput:
             if path.stat().st_size == 0:
                 raise InputError(f"{path}: empty file")
         capture = cv2.VideoCapture(self.target)
-        if not capture.isOpened():
-            raise InputError(f"{label}: cannot open as a video (not a video file, unsupported codec, or truncated)")
-        ok, frame = capture.read()
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
         if not ok or frame is None:
             capture.release()
-            raise InputError(f"{label}: no decodable frames (empty, truncated or not a video)")
+            raise InputError(f"{label}: {_why_no_frames(self.target) if not self.live else 'no frames from the stream'}")
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 30.0
         self.frame_count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
@@ -69,6 +67,25 @@ class VideoInput:
             self.capture.release()
 
 
+def _why_no_frames(target: str | int) -> str:
+    """Why OpenCV decodes no frame from ``target``: a container without a video track or frames, or not a video."""
+    if isinstance(target, str):
+        try:
+            import av  # PyAV (the [video] extra) tells a valid but empty container from a foreign file
+        except ImportError:
+            av = None
+        if av is not None:
+            try:
+                with av.open(target) as container:
+                    streams = container.streams.video
+                    if not streams:
+                        return "a media container with no video track (0 frames)"
+                    return "a video with no decodable frames (0 frames, or a codec this build cannot decode)"
+            except (av.error.FFmpegError, OSError, ValueError):
+                pass
+    return "cannot open as a video (not a video file, an unsupported codec, or truncated)"
+
+
 @dataclass
 class ImageInput:
     """Still images, each written as its own overlay (and mask)."""
@@ -78,11 +95,11 @@ class ImageInput:
 
     def frames(self, stride: int = 1) -> Iterator[tuple[str, np.ndarray]]:
         for path in self.paths:
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is None or image.size == 0:
+            image = read_image(path)
+            if image is None:
                 self.unreadable.append(path)
                 continue
-            yield path.stem, to_bgr8(image)
+            yield path.stem, image
 
 
 Input = VideoInput | ImageInput
@@ -121,11 +138,11 @@ def resolve_source(source: str) -> list[Input]:
         raise InputError(f"{path}: no such file or directory")
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is None:
+        if read_image(path) is None:
             raise InputError(f"{path}: unreadable image (corrupt or not an image)")
         return [ImageInput([path])]
     if suffix in VIDEO_SUFFIXES:
         return [VideoInput(str(path), path.stem)]
-    if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None:
+    if read_image(path) is not None:
         return [ImageInput([path])]
     return [VideoInput(str(path), path.stem)]
