@@ -20,7 +20,7 @@ from nlseg.runtime.device import resolve_device
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
 from nlseg.runtime.load import open_backend
 from nlseg.runtime.pipeline import InferOptions, RunReport, run_inference
-from nlseg.runtime.sources import VideoInput, resolve_source
+from nlseg.runtime.sources import Sources, VideoInput, resolve_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -157,7 +157,8 @@ class Segmenter:
             if not ok:
                 raise InputError(f"invalid value {value}", param=name)
         size = self.input_size(imgsz)
-        inputs = resolve_source(str(source))
+        sources = resolve_source(str(source))
+        inputs = sources.inputs
         for inp in inputs:  # open every video before any output exists, so bad files fail early
             if isinstance(inp, VideoInput):
                 inp.open()
@@ -167,17 +168,18 @@ class Segmenter:
         created = not Path(out).exists()
         out_dir = writable_dir(out)
         try:
-            return self._run(source, inputs, out_dir, size, batch, opacity, save_masks, video, vid_stride,
+            return self._run(source, sources, out_dir, size, batch, opacity, save_masks, video, vid_stride,
                              on_frames, on_start)
         except BaseException:
             if created and out_dir.is_dir() and not any(out_dir.iterdir()):
                 out_dir.rmdir()  # a run that failed before writing anything leaves no empty folder behind
             raise
 
-    def _run(self, source: str | os.PathLike, inputs: list, out_dir: Path, size: tuple[int, int], batch: int,
+    def _run(self, source: str | os.PathLike, sources: Sources, out_dir: Path, size: tuple[int, int], batch: int,
              opacity: float, save_masks: bool, video: bool, vid_stride: int,
              on_frames: Callable[[int], None] | None, on_start: Callable[[int | None], None] | None) -> InferResult:
         """The pipeline and summary.json of :meth:`infer`, once its inputs are checked and ``out_dir`` exists."""
+        inputs = sources.inputs
         options = InferOptions(out_dir=out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
                                write_video=video, vid_stride=vid_stride)
         if on_start is not None:
@@ -192,7 +194,7 @@ class Segmenter:
             "device_name": self.backend.device_name(), "precision": self.backend.precision,
             "weights": str(self.weights), "imgsz": list(size), "batch": batch,
             "outputs": [str(p) for p in report.outputs], "problems": report.problems,
-            "interrupted": report.interrupted,
+            "interrupted": report.interrupted, "renamed": sources.renamed, "skipped": sources.skipped,
         }
         summary_path = write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return InferResult(report, summary, summary_path)
