@@ -14,6 +14,7 @@ from nlseg.checkpoint import load_model
 from nlseg.cli import app
 from nlseg.cli.console import table_console
 from nlseg.errors import InputError
+from nlseg.io import writable_dir
 
 
 @app.command()
@@ -29,6 +30,7 @@ def spectrum(
 ) -> None:
     """Eigenvalues (real parts, fraction positive) of each Nonlocal Block's 1x1 stage weights 𝒦1, 𝒦2 and of
     their symmetric parts (𝒦+𝒦ᵀ)/2, as JSON and as figures in the style of thesis Figures 6.1–6.4."""
+    out = writable_dir(out)
     model, config, payload = load_model(checkpoint)
     blocks = nonlocal_spectra(model, fold_bn)
     if not blocks:
