@@ -222,6 +222,10 @@ def test_zero_frame_and_foreign_videos(capsys, tmp_path):
     with av.open(str(empty), "w") as container:
         stream = container.add_stream("mpeg4", rate=24)
         stream.width, stream.height = 64, 48
+        container.start_encoding()  # header and trailer: a valid MP4 without a single frame
+        for packet in stream.encode(None):
+            container.mux(packet)
+    assert empty.stat().st_size > 0
     (tmp_path / "text.mp4").write_text("not a video")
     for name, message in (("empty.mp4", "no video track (0 frames)"), ("text.mp4", "cannot open as a video")):
         code, err = run(capsys, "infer", tmp_path / name, "--weights", REALTIME, "--out", tmp_path / "o")
