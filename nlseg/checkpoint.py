@@ -7,6 +7,7 @@ Layout (a plain dict of tensors and JSON-able values):
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -44,8 +45,10 @@ def save_checkpoint(
         "meta": dict(meta or {}),
         **extra,
     }
+    buffer = io.BytesIO()  # serialised in memory: torch's own writer reports a full disk as a RuntimeError
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 

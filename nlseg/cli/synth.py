@@ -39,6 +39,7 @@ def synth(
             raise InputError(f"{flag}: invalid value {value}")
     if seed < 0:
         raise InputError(f"--seed: must be >= 0, got {seed}")
+    check_size((hw[0], hw[1]), 1, "size")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         for split, count in (("train", train_count), ("val", val_count)):
