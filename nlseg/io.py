@@ -42,6 +42,32 @@ def writable_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], param
 
 
 @contextmanager
+def output_dir(path: str | os.PathLike[str], param: str = "out") -> Iterator[Path]:
+    """:func:`writable_dir` for the length of a block; if the block fails, the folders it made and
+    left empty are removed again (a failed run leaves no empty output folder behind)."""
+    folder = Path(path)
+    new = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder = writable_dir(folder, param)
+    try:
+        yield folder
+    except BaseException:
+        _remove_empty(folder, new)
+        raise
+
+
+def _remove_empty(folder: Path, created: list[Path]) -> None:
+    """Remove empty sub-folders of ``folder``, then ``folder`` and the ``created`` parents if empty."""
+    if not folder.is_dir():
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    for made in created:  # deepest first: ``folder``, then the parents made for it
+        if made.is_dir() and not any(made.iterdir()):
+            made.rmdir()
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 

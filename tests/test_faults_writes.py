@@ -97,6 +97,7 @@ def expect_failure(code: int, err: str, bad: Path, errno_: int, allowed: tuple[i
     assert len(lines) == 1 and code in allowed, err
     assert str(bad) in lines[0] and REASONS[errno_] in lines[0], err
     assert not leftovers(bad), leftovers(bad)
+    assert [p.name for p in bad.iterdir() if p.name != ".filler"] == []  # nor empty output folders
 
 
 def test_api_writers_raise_oserror_naming_the_final_file(bad_dir, tiny):

@@ -14,7 +14,7 @@ from nlseg.assets import default_weights
 from nlseg.contract import ModelInfo, preprocess, read_image, to_bgr8
 from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
-from nlseg.io import writable_dir, write_text
+from nlseg.io import output_dir, write_text
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
@@ -165,15 +165,9 @@ class Segmenter:
                 if 0 < inp.frame_count < vid_stride:
                     raise InputError(f"{vid_stride} is more than the {inp.frame_count} frames of {inp.target}; "
                                      f"at most {inp.frame_count}", param="vid_stride")
-        created = not Path(out).exists()
-        out_dir = writable_dir(out)
-        try:
+        with output_dir(out) as out_dir:  # a run that fails before writing anything leaves no empty folder
             return self._run(source, sources, out_dir, size, batch, opacity, save_masks, video, vid_stride,
                              on_frames, on_start)
-        except BaseException:
-            if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-                out_dir.rmdir()  # a run that failed before writing anything leaves no empty folder behind
-            raise
 
     def _run(self, source: str | os.PathLike, sources: Sources, out_dir: Path, size: tuple[int, int], batch: int,
              opacity: float, save_masks: bool, video: bool, vid_stride: int,

@@ -14,7 +14,7 @@ from nlseg.checkpoint import load_model
 from nlseg.cli import app
 from nlseg.cli.console import table_console
 from nlseg.errors import InputError
-from nlseg.io import writable_dir
+from nlseg.io import output_dir
 
 
 @app.command()
@@ -30,7 +30,6 @@ def spectrum(
 ) -> None:
     """Eigenvalues (real parts, fraction positive) of each Nonlocal Block's 1x1 stage weights 𝒦1, 𝒦2 and of
     their symmetric parts (𝒦+𝒦ᵀ)/2, as JSON and as figures in the style of thesis Figures 6.1–6.4."""
-    out = writable_dir(out)
     model, config, payload = load_model(checkpoint)
     blocks = nonlocal_spectra(model, fold_bn)
     if not blocks:
@@ -40,7 +39,8 @@ def spectrum(
               "epoch": meta.get("epoch")}
     kernel = config.nonlocal_kernel
     title = f"{config.arch} with {kernel} Nonlocal Blocks on {meta.get('dataset', '?')}, epoch {meta.get('epoch', '?')}"
-    paths = write_spectrum(blocks, out, fold_bn, source, title)
+    with output_dir(out) as folder:
+        paths = write_spectrum(blocks, folder, fold_bn, source, title)
 
     console = table_console()
     console.print(f"{checkpoint}: {len(blocks)} Nonlocal Block(s), {kernel} kernel; "

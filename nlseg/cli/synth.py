@@ -17,6 +17,7 @@ from nlseg.data.synthetic import COUNTS, write_scenes
 from nlseg.data.synthetic.clip import write_clip
 from nlseg.contract.limits import check_size
 from nlseg.errors import InputError
+from nlseg.io import output_dir
 
 
 @app.command()
@@ -41,10 +42,10 @@ def synth(
         raise InputError(f"--seed: must be >= 0, got {seed}")
     check_size((hw[0], hw[1]), 1, "size")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress, output_dir(out) as folder:
         for split, count in (("train", train_count), ("val", val_count)):
             task = progress.add_task(f"{split} scenes {hw[0]}x{hw[1]}", total=count)
-            write_scenes(out, split, count, (hw[0], hw[1]), seed, workers,
+            write_scenes(folder, split, count, (hw[0], hw[1]), seed, workers,
                          progress=lambda done, t=task: progress.update(t, completed=done))
     print(f"wrote {train_count} training and {val_count} validation scenes ({hw[0]}x{hw[1]}) to {out}")
 
