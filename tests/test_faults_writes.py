@@ -44,6 +44,8 @@ def bad_dir(request, tmp_path, monkeypatch):
     folder = tmp_path / "bad"
     folder.mkdir()
     mounted = code != errno.EACCES and _mount(folder, "size=64k" if code == errno.ENOSPC else "ro,size=64k")
+    if mounted:
+        request.addfinalizer(lambda: subprocess.run(["umount", str(folder)], check=True))
     if mounted and code == errno.ENOSPC:
         fd = os.open(folder / ".filler", os.O_WRONLY | os.O_CREAT)
         try:  # fill it: not one byte left
@@ -62,9 +64,7 @@ def bad_dir(request, tmp_path, monkeypatch):
             return real_replace(src, dst)
 
         monkeypatch.setattr(nlseg.io.os, "replace", failing_replace)
-    yield folder, code
-    if mounted:
-        subprocess.run(["umount", str(folder)], check=True)
+    return folder, code
 
 
 def leftovers(folder: Path) -> list[Path]:
