@@ -68,7 +68,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise InputError(f"{p}: {_load_failure(exc)}") from None
+        raise InputError(f"{p}: {_load_failure(p, exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{p}: not an nlseg checkpoint (no 'format': '{FORMAT}' entry)")
     if payload.get("version", 0) > VERSION:
@@ -76,15 +76,19 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def _load_failure(exc: Exception) -> str:
-    """One line on why torch.load refused a file: truncated, pickled objects, or torch's first line."""
+def _load_failure(path: Path, exc: Exception) -> str:
+    """One line on why torch.load refused ``path``: truncated, a pickle, or not a checkpoint at all."""
+    with open(path, "rb") as f:
+        head = f.read(4)
     text = _ANSI.sub("", str(exc)).strip()
-    if "central directory" in text or "failed reading" in text or isinstance(exc, EOFError):
+    if head == b"PK\x03\x04" or isinstance(exc, EOFError):
         return "truncated or corrupt checkpoint (the file ends early or is not a complete .pt archive)"
-    if "Weights only load failed" in text or "weights_only" in text:
-        return "not an nlseg checkpoint (torch.load(weights_only=True) refuses it: a plain pickle or pickled Python objects)"
+    if head[:1] == b"\x80" and "Weights only load failed" in text:
+        return "not an nlseg checkpoint (a pickle of Python objects, which torch.load(weights_only=True) refuses)"
     first = text.splitlines()[0][:120] if text else "no message"
-    return f"not a readable PyTorch checkpoint ({type(exc).__name__}: {first})"
+    if "Weights only load failed" in text:
+        first = "neither a .pt archive nor a pickle"
+    return f"not a readable PyTorch checkpoint ({first})"
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:

@@ -230,3 +230,21 @@ def test_zero_frame_and_foreign_videos(capsys, tmp_path):
     for name, message in (("empty.mp4", "no video track (0 frames)"), ("text.mp4", "cannot open as a video")):
         code, err = run(capsys, "infer", tmp_path / name, "--weights", REALTIME, "--out", tmp_path / "o")
         assert code == 2 and message in one_line(err) and not (tmp_path / "o").exists(), err
+
+
+def test_foreign_files_as_checkpoints(tmp_path):
+    import pickle
+
+    import torch
+
+    cases = {"junk.pt": (b"not a checkpoint", "not a readable PyTorch checkpoint (neither a .pt archive nor a pickle)"),
+             "pickle.pt": (pickle.dumps({"a": 1}, protocol=4), "not an nlseg checkpoint (a pickle of Python objects")}
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(nlseg.InputError, match=re.escape(f"{tmp_path / name}: {message}")):
+            read_checkpoint(tmp_path / name)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(nlseg.InputError, match="not an nlseg checkpoint .no 'format'"):
+        read_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(nlseg.InputError, match="is a folder, not a checkpoint file"):
+        read_checkpoint(tmp_path)
