@@ -248,3 +248,13 @@ def test_foreign_files_as_checkpoints(tmp_path):
         read_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(nlseg.InputError, match="is a folder, not a checkpoint file"):
         read_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("kind,message", BROKEN)
+def test_train_resume_from_broken_last_pt(capsys, tmp_path, ckpts, kind, message):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last.pt").write_bytes(ckpts[kind].read_bytes())
+    code, err = run(capsys, "train", "qtips", "--out", run_dir, "--resume", "--epochs", "1")
+    line = one_line(err)
+    assert code == 2 and str(run_dir / "last.pt") in line and message in line, err

@@ -68,7 +68,7 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
                              param="source")
         low, high = int(image.min()), int(image.max())
         if low < 0 or high > 255:
-            raise InputError(f"a {image.dtype} image must hold values in [0, 255]; this one spans [{low}, {high}]",
+            raise InputError(f"an image of dtype {image.dtype} must hold values in [0, 255]; this one spans [{low}, {high}]",
                              param="source")
         image = image.astype(np.uint8)
     if image.ndim == 2:
