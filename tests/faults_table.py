@@ -37,7 +37,8 @@ def cli(argv: list[Any]) -> tuple[int, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
     lines = [line for line in err.getvalue().splitlines() if line.startswith("error:")]
-    return code, lines[0] if lines else err.getvalue().strip().splitlines()[-1]
+    rest = err.getvalue().strip().splitlines()
+    return code, lines[0] if lines else (rest[-1] if rest else "(no message)")
 
 
 def api(call: Callable[[], Any]) -> tuple[str, str]:
