@@ -32,3 +32,10 @@ class InputError(ValueError):
             return self.message
         flag = self.flag or flags.get(self.param, "--" + self.param.replace("_", "-"))
         return f"{flag}: {self.message}"
+
+
+def os_error_line(exc: OSError) -> str:
+    """'PATH: No space left on device' for an OSError: the file it is about and the system's reason."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename2 if exc.filename2 is not None else exc.filename
+    return f"{where}: {reason}" if where is not None else reason

@@ -6,9 +6,12 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from nlseg.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 
@@ -39,23 +42,78 @@ def writable_file(path: str | os.PathLike[str], suffixes: tuple[str, ...], param
 
 
 @contextmanager
+def output_dir(path: str | os.PathLike[str], param: str = "out") -> Iterator[Path]:
+    """:func:`writable_dir` for the length of a block; if the block fails, the folders it made and
+    left empty are removed again (a failed run leaves no empty output folder behind)."""
+    folder = Path(path)
+    new = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder = writable_dir(folder, param)
+    try:
+        yield folder
+    except BaseException:
+        _remove_empty(folder, new)
+        raise
+
+
+def _remove_empty(folder: Path, created: list[Path]) -> None:
+    """Remove empty sub-folders of ``folder``, then ``folder`` and the ``created`` parents if empty."""
+    if not folder.is_dir():
+        return
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    for made in created:  # deepest first: ``folder``, then the parents made for it
+        if made.is_dir() and not any(made.iterdir()):
+            made.rmdir()
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix (``.tmp-XXXX.mp4``) so writers that pick a format by
-    extension still work. On an exception the temporary file is removed.
+    extension still work. On an exception the temporary file is removed; an OSError (a full disk,
+    a read-only or forbidden folder) is raised again naming ``path``, the file the user asked for,
+    so the command line prints one line ``PATH: No space left on device``.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.tmp-", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets the usual permissions
+    tmp: Path | None = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.tmp-", suffix=final.suffix, dir=final.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets the usual permissions
         yield tmp
         os.replace(tmp, final)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(final)) from exc
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Encode ``image`` (BGR or gray, as OpenCV takes it) by ``path``'s suffix and write it atomically.
+
+    Encoding in memory and writing the bytes from Python reports a full disk or a read-only folder
+    as an OSError naming ``path`` (``cv2.imwrite`` only returns False).
+    """
+    import cv2
+
+    final = Path(path)
+    ok, encoded = cv2.imencode(final.suffix or ".png", image)
+    if not ok:
+        raise ValueError(f"{final}: OpenCV cannot encode a {image.dtype} image of shape {image.shape} as {final.suffix}")
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+    return final
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary name, then rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from nlseg.contract.limits import check_size, total_stride
 from nlseg.errors import InputError
 from nlseg.io import writable_file
 from nlseg.onnx.export import DEFAULT_OPSET, ExportOptions, ExportResult, export_onnx
@@ -92,6 +93,7 @@ def _sized(source: SourceModel, input_size: tuple[int, int] | None) -> SourceMod
     if source.config.task == "classify" and size != tuple(source.config.image_size):
         h, w = source.config.image_size
         raise InputError(f"the classifier's dense head is fixed to {h}x{w}", param="input_size")
+    check_size(size, total_stride(source.config), "input_size")  # type: ignore[arg-type]
     return replace(source, config=replace(source.config, image_size=size))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from nlseg.contract import info_from_checkpoint
+from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
 from nlseg.onnx import ExportOptions, export_onnx, read_metadata
 from nlseg.onnx.source_model import SourceModel, for_check, from_checkpoint
@@ -28,9 +29,10 @@ def profile_backend(backend: Backend, shape: tuple[int, ...] | None = None, *, w
     if iters < 1:
         raise InputError(f"need at least 1, got {iters}", param="iters")
     h, w = backend.info.input_size
-    batch_shape = (1, 3, h, w) if shape is None else tuple(int(v) for v in shape)
-    if len(batch_shape) != 4 or batch_shape[1] != 3 or min(batch_shape) <= 0:
+    batch_shape = (1, 3, h, w) if shape is None else parse_shape(shape, "shape")
+    if len(batch_shape) != 4 or batch_shape[1] != 3:
         raise InputError(f"expected Bx3xHxW such as 1x3x{h}x{w}, got {'x'.join(map(str, batch_shape))}", param="shape")
+    check_size(batch_shape[2:], backend.info.min_side, "shape")  # type: ignore[arg-type]
     times = backend.time_forward(batch_shape, warmup, iters)  # type: ignore[arg-type]
     return {"backend": backend.name, "device": backend.device, "device_name": backend.device_name(),
             "precision": backend.precision, "shape": list(batch_shape), "weights": str(backend.weights),

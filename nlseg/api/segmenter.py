@@ -8,19 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
-import cv2
 import numpy as np
 
 from nlseg.assets import default_weights
-from nlseg.contract import ModelInfo, preprocess, to_bgr8
+from nlseg.contract import ModelInfo, preprocess, read_image, to_bgr8
+from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
-from nlseg.io import atomic_path, writable_dir
+from nlseg.io import output_dir, write_text
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
 from nlseg.runtime.load import open_backend
 from nlseg.runtime.pipeline import InferOptions, RunReport, run_inference
-from nlseg.runtime.sources import VideoInput, resolve_source
+from nlseg.runtime.sources import Sources, VideoInput, resolve_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -36,10 +36,13 @@ def to_bgr(image: Image) -> np.ndarray:
     """An image file, a BGR array as OpenCV reads it (gray, BGRA, 16-bit too) or an RGB PIL image → BGR uint8."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
-        if decoded is None or decoded.size == 0:
+        if path.is_dir():
+            raise InputError(f"{path} is a folder; predict takes image files or arrays (pass a list of paths, or use "
+                             "Segmenter.infer for folders)", param="source")
+        decoded = read_image(path) if path.is_file() else None
+        if decoded is None:
             raise InputError(f"{path}: {'unreadable image' if path.is_file() else 'no such file'}", param="source")
-        return to_bgr8(decoded)
+        return decoded
     if _is_pil(image):
         rgb = np.asarray(image.convert("RGB"))
         return np.ascontiguousarray(rgb[:, :, ::-1])
@@ -94,9 +97,11 @@ class Segmenter:
         """The size the model runs at: ``imgsz`` if the model accepts it, else its own input size."""
         if imgsz is None:
             return self.info.input_size
-        if len(imgsz) != 2 or any(int(v) <= 0 for v in imgsz):
-            raise InputError(f"expected (height, width) of positive integers, got {imgsz}", param="imgsz")
-        size = (int(imgsz[0]), int(imgsz[1]))
+        if isinstance(imgsz, str):
+            imgsz = parse_shape(imgsz, "imgsz")  # type: ignore[assignment]
+        if not isinstance(imgsz, Sequence) or len(imgsz) != 2:
+            raise InputError(f"expected (height, width) such as (270, 480), got {imgsz!r}", param="imgsz")
+        size = check_size(parse_shape(imgsz, "imgsz"), self.info.min_side, "imgsz")  # type: ignore[arg-type]
         if not self.info.dynamic and size != self.info.input_size:
             h, w = self.info.input_size
             raise InputError(f"{self.weights} has a fixed input size {h}x{w}", param="imgsz")
@@ -144,16 +149,31 @@ class Segmenter:
         (``result.report.interrupted``). ``on_start(total frames or None)`` and ``on_frames(n)``
         report progress.
         """
+        if not isinstance(source, (str, os.PathLike)):
+            raise InputError(f"infer reads a file, folder, glob, webcam index or URL, not a {type(source).__name__}; "
+                             "use predict for images in memory", param="source")
         for name, value, ok in (("batch", batch, batch >= 1), ("vid_stride", vid_stride, vid_stride >= 1),
                                 ("opacity", opacity, 0.0 <= opacity <= 1.0)):
             if not ok:
                 raise InputError(f"invalid value {value}", param=name)
-        out_dir = writable_dir(out)
-        inputs = resolve_source(str(source))
+        size = self.input_size(imgsz)
+        sources = resolve_source(str(source))
+        inputs = sources.inputs
         for inp in inputs:  # open every video before any output exists, so bad files fail early
             if isinstance(inp, VideoInput):
                 inp.open()
-        size = self.input_size(imgsz)
+                if 0 < inp.frame_count < vid_stride:
+                    raise InputError(f"{vid_stride} is more than the {inp.frame_count} frames of {inp.target}; "
+                                     f"at most {inp.frame_count}", param="vid_stride")
+        with output_dir(out) as out_dir:  # a run that fails before writing anything leaves no empty folder
+            return self._run(source, sources, out_dir, size, batch, opacity, save_masks, video, vid_stride,
+                             on_frames, on_start)
+
+    def _run(self, source: str | os.PathLike, sources: Sources, out_dir: Path, size: tuple[int, int], batch: int,
+             opacity: float, save_masks: bool, video: bool, vid_stride: int,
+             on_frames: Callable[[int], None] | None, on_start: Callable[[int | None], None] | None) -> InferResult:
+        """The pipeline and summary.json of :meth:`infer`, once its inputs are checked and ``out_dir`` exists."""
+        inputs = sources.inputs
         options = InferOptions(out_dir=out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
                                write_video=video, vid_stride=vid_stride)
         if on_start is not None:
@@ -168,11 +188,9 @@ class Segmenter:
             "device_name": self.backend.device_name(), "precision": self.backend.precision,
             "weights": str(self.weights), "imgsz": list(size), "batch": batch,
             "outputs": [str(p) for p in report.outputs], "problems": report.problems,
-            "interrupted": report.interrupted,
+            "interrupted": report.interrupted, "renamed": sources.renamed, "skipped": sources.skipped,
         }
-        summary_path = out_dir / "summary.json"
-        with atomic_path(summary_path) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        summary_path = write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return InferResult(report, summary, summary_path)
 
     def export(self, format: str = "onnx", out: str | os.PathLike | None = None, **options: Any) -> Path:

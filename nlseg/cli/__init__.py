@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from nlseg.errors import InputError
+from nlseg.errors import InputError, os_error_line
 
 app = typer.Typer(
     name="nlseg",
@@ -43,6 +43,9 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None, prog_name: str) -> N
 
         print(f"error: {exc.as_flag(FLAGS)}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # a full disk, a read-only or forbidden folder: the path and the reason, exit 1
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -64,6 +64,10 @@ def infer(
     report = result.report
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    for skipped in result.summary["skipped"]:
+        print(f"note: skipped {skipped}", file=sys.stderr)
+    for file, name in result.summary["renamed"].items():
+        print(f"note: {file} is written as {name} (another input has the same name)", file=sys.stderr)
     videos = [p for p in report.outputs if p.suffix == ".mp4"]
     what = ", ".join(str(p) for p in videos) if videos else f"{out_dir}"
     print(f"{'Interrupted: ' if report.interrupted else ''}segmented {report.frames} frames at {result.fps:.1f} "

@@ -14,6 +14,7 @@ from nlseg.checkpoint import load_model
 from nlseg.cli import app
 from nlseg.cli.console import table_console
 from nlseg.errors import InputError
+from nlseg.io import output_dir
 
 
 @app.command()
@@ -38,7 +39,8 @@ def spectrum(
               "epoch": meta.get("epoch")}
     kernel = config.nonlocal_kernel
     title = f"{config.arch} with {kernel} Nonlocal Blocks on {meta.get('dataset', '?')}, epoch {meta.get('epoch', '?')}"
-    paths = write_spectrum(blocks, out, fold_bn, source, title)
+    with output_dir(out) as folder:
+        paths = write_spectrum(blocks, folder, fold_bn, source, title)
 
     console = table_console()
     console.print(f"{checkpoint}: {len(blocks)} Nonlocal Block(s), {kernel} kernel; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +15,9 @@ from nlseg.cli import app
 from nlseg.cli.options import parse_size
 from nlseg.data.synthetic import COUNTS, write_scenes
 from nlseg.data.synthetic.clip import write_clip
+from nlseg.contract.limits import check_size
 from nlseg.errors import InputError
+from nlseg.io import output_dir
 
 
 @app.command()
@@ -36,11 +40,12 @@ def synth(
             raise InputError(f"{flag}: invalid value {value}")
     if seed < 0:
         raise InputError(f"--seed: must be >= 0, got {seed}")
+    check_size((hw[0], hw[1]), 1, "size")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress, output_dir(out) as folder:
         for split, count in (("train", train_count), ("val", val_count)):
             task = progress.add_task(f"{split} scenes {hw[0]}x{hw[1]}", total=count)
-            write_scenes(out, split, count, (hw[0], hw[1]), seed, workers,
+            write_scenes(folder, split, count, (hw[0], hw[1]), seed, workers,
                          progress=lambda done, t=task: progress.update(t, completed=done))
     print(f"wrote {train_count} training and {val_count} validation scenes ({hw[0]}x{hw[1]}) to {out}")
 
@@ -59,8 +64,17 @@ def synth_clip(
     hw = parse_size(size, "--size")
     if len(hw) != 2:
         raise InputError(f"--size: expected HxW such as 360x640, got {size!r}")
-    if scenes < 1 or seconds <= 0 or fps <= 0 or workers < 1 or seed < 0:
-        raise InputError("--scenes, --seconds, --fps and --workers must be positive, --seed >= 0")
+    for flag, value in (("--seconds", seconds), ("--fps", fps)):
+        if not math.isfinite(value) or value <= 0:
+            raise InputError(f"{flag}: must be a positive finite number, got {value}")
+    if fps > 240:
+        raise InputError(f"--fps: at most 240, got {fps:g}")
+    if scenes < 1 or workers < 1 or seed < 0:
+        raise InputError("--scenes and --workers must be positive, --seed >= 0")
+    if hw[0] % 2 or hw[1] % 2:
+        raise InputError(f"--size: height and width must be even (MP4 video codecs store 4:2:0 colour in 2x2 "
+                         f"blocks), got {hw[0]}x{hw[1]}")
+    check_size((hw[0], hw[1]), 16, "size")
     if out.suffix.lower() != ".mp4":
         raise InputError(f"{out}: the clip is written as MP4; give a .mp4 path")
     path = write_clip(out, scenes, seconds, (hw[0], hw[1]), fps, seed, workers)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from nlseg.data.labels import BDD100K_CLASSES, BDD100K_PALETTE
+from nlseg.contract.limits import total_stride
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig
 
@@ -56,6 +57,7 @@ class ModelInfo:
     task: str = "segment"
     precision: str = "float32"
     dynamic: bool = True  # height and width may differ from ``input_size``
+    min_side: int = 1  # the network's total stride: the smallest height and width it runs at
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: task, input size, classes, palette, normalisation, precision."""
@@ -101,4 +103,5 @@ def info_from_checkpoint(config: ModelConfig, meta: dict[str, Any], input_mean: 
         mean_image=input_mean.float().cpu().numpy() if per_pixel else None,  # type: ignore[union-attr]
     )
     return ModelInfo(input_size=tuple(config.image_size), class_names=names, palette=palette,  # type: ignore[arg-type]
-                     normalization=normalization, task=config.task, dynamic=config.task == "segment")
+                     normalization=normalization, task=config.task, dynamic=config.task == "segment",
+                     min_side=total_stride(config))

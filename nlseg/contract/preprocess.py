@@ -1,6 +1,8 @@
-"""The one way images become model input: decoded frames to BGR uint8, resizing, normalisation."""
+"""The one way images become model input: image files and arrays to BGR uint8, resizing, normalisation."""
 
 from __future__ import annotations
+
+import os
 
 import cv2
 import numpy as np
@@ -8,6 +10,21 @@ import torch
 import torch.nn.functional as F
 
 from nlseg.contract.info import ModelInfo
+from nlseg.errors import InputError
+
+#: OpenCV's decode flags for every image nlseg reads (training, inference, calibration, check):
+#: gray or colour at the file's own depth (16-bit kept for :func:`to_bgr8`), EXIF orientation
+#: applied (what a phone photo shows, not how its sensor stored it). Alpha is dropped here, as
+#: :func:`to_bgr8` drops it from BGRA arrays.
+READ_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """An image file as BGR uint8 with its EXIF orientation applied, or None when OpenCV cannot decode it."""
+    image = cv2.imread(os.fspath(path), READ_FLAGS)
+    if image is None or image.size == 0:
+        return None
+    return to_bgr8(image)
 
 
 def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None) -> torch.Tensor:
@@ -25,11 +42,35 @@ def normalise(pixels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Grayscale, BGRA and 16-bit images -> 3-channel BGR uint8 (what OpenCV decodes, made uniform)."""
+    """Gray, BGRA, 16-bit and float images -> 3-channel BGR uint8 (what OpenCV decodes, made uniform).
+
+    uint16 keeps its high byte (``>> 8``). Floats must be finite and in [0, 1], which is scaled by
+    255 (the convention of ``skimage``, ``torchvision`` and ``cv2.imread(...) / 255``); other float
+    ranges, NaN and inf are refused with an InputError, not clipped into a wrong image. Other
+    integer types must hold values in [0, 255].
+    """
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
+    elif np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise InputError("the float image holds NaN or inf values", param="source")
+        low, high = float(image.min()), float(image.max())
+        if low < 0.0 or high > 1.0:
+            raise InputError(f"a float image must lie in [0, 1] (scaled by 255); this one spans "
+                             f"[{low:.4g}, {high:.4g}]: pass uint8 (0-255) or divide by 255", param="source")
+        image = np.rint(image * 255.0).astype(np.uint8)
+    elif image.dtype == np.bool_:
+        raise InputError("a boolean array is a mask, not an image; pass uint8 (0-255) or float in [0, 1]",
+                         param="source")
     elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
+        if not np.issubdtype(image.dtype, np.integer):
+            raise InputError(f"unsupported image dtype {image.dtype}; pass uint8, uint16 or float in [0, 1]",
+                             param="source")
+        low, high = int(image.min()), int(image.max())
+        if low < 0 or high > 255:
+            raise InputError(f"an image of dtype {image.dtype} must hold values in [0, 255]; this one spans [{low}, {high}]",
+                             param="source")
+        image = image.astype(np.uint8)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 1:

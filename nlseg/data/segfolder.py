@@ -21,6 +21,7 @@ import torch
 from nlseg.data.labels import IGNORE_INDEX
 from nlseg.data.split import Split, warn
 from nlseg.data.transforms import resize_pair
+from nlseg.contract.preprocess import read_image
 from nlseg.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -79,7 +80,7 @@ def pair_files(layout: Layout, keep: Callable[[Path], bool] | None = None
 def _read(pair: tuple[Path, Path], size: tuple[int, int], num_classes: int) -> tuple[np.ndarray, np.ndarray] | str:
     """The resized (image RGB, mask) of one pair, or why the pair is bad."""
     image_path, mask_path = pair
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    image = read_image(image_path)  # the same decoding as inference: EXIF orientation applied
     if image is None:
         return f"{image_path.name} (unreadable image)"
     mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)

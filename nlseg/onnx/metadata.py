@@ -33,6 +33,7 @@ import numpy as np
 import onnx
 
 from nlseg.contract import ModelInfo, Normalization
+from nlseg.contract.limits import total_stride
 from nlseg.errors import InputError
 from nlseg.nn.config import ModelConfig
 
@@ -85,6 +86,7 @@ class ModelMetadata:
             task=self.config.task,
             precision=self.precision,
             dynamic="height" in self.dynamic_axes and "width" in self.dynamic_axes,
+            min_side=total_stride(self.config),
         )
 
     def to_props(self) -> dict[str, str]:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nlseg.contract import normalise, preprocess, to_bgr8
+from nlseg.contract import normalise, preprocess, read_image
+from nlseg.contract.limits import check_size
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, load_model_proto, metadata_of
 from nlseg.onnx.ort_op import open_session
@@ -101,19 +102,18 @@ def check_shape(metadata: ModelMetadata, shape: tuple[int, ...] | None) -> tuple
         why = ("a classifier's dense head fixes it" if name != "batch" and metadata.config.task == "classify"
                else "export with --dynamic to vary it")
         raise InputError(f"the export has a fixed {name} of {want} ({why}), got {got}", param="shape")
+    check_size((h_in, w_in), metadata.info().min_side, "shape")
     return (b, c_in, h_in, w_in)
 
 
 def image_input(path: Path, shape: tuple[int, int, int, int], metadata: ModelMetadata) -> np.ndarray:
     """``path`` preprocessed as ``nlseg infer`` does (resized to the shape's HxW, normalised), repeated over the batch."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = read_image(path)
     if image is None:
         raise InputError(f"{path}: not a readable image", param="image")
     if shape[1] != 3:
         raise InputError(f"the model takes {shape[1]} channels; images give 3", param="image")
-    batch = preprocess([to_bgr8(image)], (shape[2], shape[3]), metadata.info())
+    batch = preprocess([image], (shape[2], shape[3]), metadata.info())
     return np.repeat(batch, shape[0], axis=0)
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from nlseg.errors import InputError
-from nlseg.io import atomic_path
+from nlseg.io import atomic_path, write_image
 from nlseg.runtime.backend import Backend
 from nlseg.contract import preprocess
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
@@ -104,9 +104,7 @@ class _Sink:
 
     @staticmethod
     def _imwrite(path: Path, image: np.ndarray) -> None:
-        with atomic_path(path) as tmp:
-            if not cv2.imwrite(str(tmp), image):
-                raise InputError(f"{path}: cannot write image")
+        write_image(path, image)  # a full disk or a read-only folder: an OSError naming ``path``
 
 
 def fit_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -73,6 +73,10 @@ class TorchBackend(Backend):
     @classmethod
     def from_checkpoint(cls, path: Path, device: torch.device, precision: str = "fp32", cuda_graph: bool = False) -> "TorchBackend":
         model, config, payload = load_model(path)
+        if config.task != "segment":
+            dataset = payload.get("meta", {}).get("dataset") or config.arch
+            raise InputError(f"{path}: a {dataset} classifier checkpoint ({config.task} network), not a segmenter; "
+                             "infer and predict need a segmentation checkpoint")
         info = info_from_checkpoint(config, payload.get("meta", {}), payload.get("input_mean"))
         return cls(model, info, Path(path), device, precision, cuda_graph)
 

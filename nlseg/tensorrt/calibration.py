@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-import cv2
 import numpy as np
 
-from nlseg.contract import ModelInfo, preprocess, to_bgr8
+from nlseg.contract import ModelInfo, preprocess, read_image
 from nlseg.errors import InputError
 from nlseg.io import IMAGE_SUFFIXES, atomic_path
 
@@ -39,10 +38,10 @@ def calibration_batches(paths: list[Path], shape: tuple[int, int, int, int], inf
     batch, _, height, width = shape
     frames: list[np.ndarray] = []
     for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        image = read_image(path)
         if image is None:
             raise InputError(f"{path}: not a readable image", param="calib_data")
-        frames.append(to_bgr8(image))
+        frames.append(image)
         if len(frames) == batch:
             yield preprocess(frames, (height, width), info)
             frames = []

@@ -12,13 +12,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 
 from nlseg.data.split import Split
 from nlseg.data.synthetic.scene import render_scene
-from nlseg.io import atomic_path
+from nlseg.io import write_image
 
 STREAMS = {"train": 0, "val": 1, "clip": 2}
 COUNTS = {"train": 2000, "val": 200}
@@ -58,10 +57,8 @@ def write_scenes(out: str | os.PathLike[str], split: str, count: int, size: tupl
     root = Path(out)
     for i, (image, labels) in enumerate(_scenes(split, count, size, seed, workers)):
         name = f"scene_{i:06d}.png"
-        with atomic_path(root / "masks" / split / name) as tmp:
-            cv2.imwrite(str(tmp), labels)
-        with atomic_path(root / "images" / split / name) as tmp:
-            cv2.imwrite(str(tmp), image[..., ::-1])
+        write_image(root / "masks" / split / name, labels)
+        write_image(root / "images" / split / name, np.ascontiguousarray(image[..., ::-1]))
         if progress is not None:
             progress(i + 1)
     return root
