@@ -15,6 +15,7 @@ from nlseg.api import load
 from nlseg.cli import app
 from nlseg.cli.options import parse_hw
 from nlseg.errors import InputError
+from nlseg.runtime.video_writer import CODECS
 
 
 def next_run_dir(root: Path) -> Path:
@@ -35,7 +36,9 @@ def infer(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: a new runs/infer/N).")] = None,
     opacity: Annotated[float, typer.Option("--opacity", help="Overlay opacity in [0, 1].")] = 0.5,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Also write uint8 train-id PNGs to OUT/masks/.")] = False,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Do not write the annotated MP4.")] = False,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Do not write the annotated video.")] = False,
+    codec: Annotated[str, typer.Option("--codec", help="Annotated video: h264 (MP4 that browsers play), vp9 (WebM) "
+                                                       "or mp4v (OpenCV's MPEG-4 Part 2).")] = "h264",
     vid_stride: Annotated[int, typer.Option("--vid-stride", help="Segment every N-th video frame.")] = 1,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture the forward pass as a CUDA graph (torch and tensorrt backends).")] = False,
 ) -> None:
@@ -59,12 +62,12 @@ def infer(
                 progress.update(task, rate=f"{speed:.1f} frames/s")
 
         result = segmenter.infer(source, out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
-                                 video=not no_video, vid_stride=vid_stride, on_frames=advance,
+                                 video=not no_video, vid_stride=vid_stride, codec=codec, on_frames=advance,
                                  on_start=lambda total: progress.update(task, total=total))
     report = result.report
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    videos = [p for p in report.outputs if p.suffix == ".mp4"]
+    videos = [p for p in report.outputs if p.suffix in CODECS.values()]
     what = ", ".join(str(p) for p in videos) if videos else f"{out_dir}"
     print(f"{'Interrupted: ' if report.interrupted else ''}segmented {report.frames} frames at {result.fps:.1f} "
           f"frames/s end to end; saved {what}; summary {result.summary_path}")
