@@ -130,7 +130,7 @@ def _decode(frames: Iterator[tuple[str, np.ndarray]], q: queue.Queue, stop: thre
     except BaseException as exc:  # reported by the main thread
         errors.append(exc)
     finally:
-        q.put(_DONE)
+        _put(q, _DONE, stop)  # after a stop nobody reads the queue: a blocking put would hang the join
 
 
 def _encode(sink: _Sink, q: queue.Queue, lut: np.ndarray, times: StageTimes, errors: list[BaseException],
