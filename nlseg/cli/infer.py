@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nlseg.api import load
+from nlseg.assets import SAMPLE_CLIP
 from nlseg.cli import app
 from nlseg.cli.options import parse_hw
 from nlseg.errors import InputError
@@ -26,7 +27,9 @@ def next_run_dir(root: Path) -> Path:
 
 @app.command()
 def infer(
-    source: Annotated[str, typer.Argument(help="Video file, image, folder, glob, webcam index or rtsp/http URL.")],
+    source: Annotated[Optional[str], typer.Argument(
+        help="Video file, image, folder, glob, webcam index or rtsp/http URL (default: the bundled sample clip).",
+        show_default=False)] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt, .onnx or .engine (default: the bundled weights).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt (default: from the weights file).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
@@ -46,6 +49,7 @@ def infer(
     # Ctrl-C and SIGTERM finish the outputs written so far, even where SIGINT was inherited ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    source = source if source is not None else str(SAMPLE_CLIP)
     size = parse_hw(imgsz, "--imgsz")
     segmenter = load(weights, backend=backend, device=device, half=half, cuda_graph=cuda_graph)
     out_dir = out if out is not None else next_run_dir(Path("runs/infer"))
