@@ -242,7 +242,7 @@ def test_memory_stays_flat_on_a_long_video(weights, tmp_path):
 
 
 def test_odd_and_changing_frame_sizes_fit_the_writer():
-    from nlseg.runtime.pipeline import fit_to
+    from nlseg.runtime.video_writer import fit_to
 
     odd = np.arange(97 * 131 * 3, dtype=np.uint32).astype(np.uint8).reshape(97, 131, 3)
     padded = fit_to(odd, (132, 98))

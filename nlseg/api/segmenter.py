@@ -21,6 +21,7 @@ from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
 from nlseg.runtime.load import open_backend
 from nlseg.runtime.pipeline import InferOptions, RunReport, run_inference
 from nlseg.runtime.sources import Sources, VideoInput, resolve_source
+from nlseg.runtime.video_writer import resolve_codec
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -140,14 +141,15 @@ class Segmenter:
 
     def infer(self, source: str | os.PathLike, out: str | os.PathLike, *, imgsz: tuple[int, int] | None = None,
               batch: int = 1, opacity: float = 0.5, save_masks: bool = False, video: bool = True,
-              vid_stride: int = 1, on_frames: Callable[[int], None] | None = None,
+              vid_stride: int = 1, codec: str = "h264", on_frames: Callable[[int], None] | None = None,
               on_start: Callable[[int | None], None] | None = None) -> InferResult:
         """Segment a video, image, folder, glob, webcam index or stream URL into ``out`` (what ``nlseg infer`` does).
 
-        Writes the overlay MP4 (videos) or JPEGs (images), with ``save_masks`` uint8 PNGs, and
-        ``out/summary.json``. Ctrl-C finishes the frames in flight and closes the outputs
-        (``result.report.interrupted``). ``on_start(total frames or None)`` and ``on_frames(n)``
-        report progress.
+        Writes the overlay video (videos; ``codec`` h264: MP4 that browsers play, the default; vp9:
+        WebM; mp4v: OpenCV's MPEG-4 Part 2, also the fallback where no H.264 encoder exists) or JPEGs
+        (images), with ``save_masks`` uint8 PNGs, and ``out/summary.json``. Ctrl-C finishes the
+        frames in flight and closes the outputs (``result.report.interrupted``). ``on_start(total
+        frames or None)`` and ``on_frames(n)`` report progress.
         """
         if not isinstance(source, (str, os.PathLike)):
             raise InputError(f"infer reads a file, folder, glob, webcam index or URL, not a {type(source).__name__}; "
@@ -156,6 +158,7 @@ class Segmenter:
                                 ("opacity", opacity, 0.0 <= opacity <= 1.0)):
             if not ok:
                 raise InputError(f"invalid value {value}", param=name)
+        written_codec, _ = resolve_codec(codec)
         size = self.input_size(imgsz)
         sources = resolve_source(str(source))
         inputs = sources.inputs
@@ -167,15 +170,15 @@ class Segmenter:
                                      f"at most {inp.frame_count}", param="vid_stride")
         with output_dir(out) as out_dir:  # a run that fails before writing anything leaves no empty folder
             return self._run(source, sources, out_dir, size, batch, opacity, save_masks, video, vid_stride,
-                             on_frames, on_start)
+                             written_codec, on_frames, on_start)
 
     def _run(self, source: str | os.PathLike, sources: Sources, out_dir: Path, size: tuple[int, int], batch: int,
-             opacity: float, save_masks: bool, video: bool, vid_stride: int,
+             opacity: float, save_masks: bool, video: bool, vid_stride: int, written_codec: str,
              on_frames: Callable[[int], None] | None, on_start: Callable[[int | None], None] | None) -> InferResult:
         """The pipeline and summary.json of :meth:`infer`, once its inputs are checked and ``out_dir`` exists."""
         inputs = sources.inputs
         options = InferOptions(out_dir=out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
-                               write_video=video, vid_stride=vid_stride)
+                               write_video=video, vid_stride=vid_stride, codec=written_codec)
         if on_start is not None:
             total = sum(len(i.paths) if not isinstance(i, VideoInput) else (i.frame_count + vid_stride - 1) // vid_stride
                         for i in inputs)
@@ -186,7 +189,7 @@ class Segmenter:
             "source": str(source), "frames": report.frames, "fps": round(fps, 3), "seconds": round(report.seconds, 3),
             "stages": report.times.summary(), "backend": self.backend.name, "device": self.backend.device,
             "device_name": self.backend.device_name(), "precision": self.backend.precision,
-            "weights": str(self.weights), "imgsz": list(size), "batch": batch,
+            "weights": str(self.weights), "imgsz": list(size), "batch": batch, "codec": written_codec if video else None,
             "outputs": [str(p) for p in report.outputs], "problems": report.problems,
             "interrupted": report.interrupted, "renamed": sources.renamed, "skipped": sources.skipped,
         }

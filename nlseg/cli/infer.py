@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nlseg.api import load
+from nlseg.assets import SAMPLE_CLIP
 from nlseg.cli import app
 from nlseg.cli.options import parse_hw
 from nlseg.errors import InputError
+from nlseg.runtime.video_writer import CODECS
 
 
 def next_run_dir(root: Path) -> Path:
@@ -25,7 +27,9 @@ def next_run_dir(root: Path) -> Path:
 
 @app.command()
 def infer(
-    source: Annotated[str, typer.Argument(help="Video file, image, folder, glob, webcam index or rtsp/http URL.")],
+    source: Annotated[Optional[str], typer.Argument(
+        help="Video file, image, folder, glob, webcam index or rtsp/http URL (default: the bundled sample clip).",
+        show_default=False)] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt, .onnx or .engine (default: the bundled weights).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt (default: from the weights file).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
@@ -35,7 +39,9 @@ def infer(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: a new runs/infer/N).")] = None,
     opacity: Annotated[float, typer.Option("--opacity", help="Overlay opacity in [0, 1].")] = 0.5,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Also write uint8 train-id PNGs to OUT/masks/.")] = False,
-    no_video: Annotated[bool, typer.Option("--no-video", help="Do not write the annotated MP4.")] = False,
+    no_video: Annotated[bool, typer.Option("--no-video", help="Do not write the annotated video.")] = False,
+    codec: Annotated[str, typer.Option("--codec", help="Annotated video: h264 (MP4 that browsers play), vp9 (WebM) "
+                                                       "or mp4v (OpenCV's MPEG-4 Part 2).")] = "h264",
     vid_stride: Annotated[int, typer.Option("--vid-stride", help="Segment every N-th video frame.")] = 1,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture the forward pass as a CUDA graph (torch and tensorrt backends).")] = False,
 ) -> None:
@@ -43,6 +49,7 @@ def infer(
     # Ctrl-C and SIGTERM finish the outputs written so far, even where SIGINT was inherited ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    source = source if source is not None else str(SAMPLE_CLIP)
     size = parse_hw(imgsz, "--imgsz")
     segmenter = load(weights, backend=backend, device=device, half=half, cuda_graph=cuda_graph)
     out_dir = out if out is not None else next_run_dir(Path("runs/infer"))
@@ -59,7 +66,7 @@ def infer(
                 progress.update(task, rate=f"{speed:.1f} frames/s")
 
         result = segmenter.infer(source, out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
-                                 video=not no_video, vid_stride=vid_stride, on_frames=advance,
+                                 video=not no_video, vid_stride=vid_stride, codec=codec, on_frames=advance,
                                  on_start=lambda total: progress.update(task, total=total))
     report = result.report
     for problem in report.problems:
@@ -68,7 +75,7 @@ def infer(
         print(f"note: skipped {skipped}", file=sys.stderr)
     for file, name in result.summary["renamed"].items():
         print(f"note: {file} is written as {name} (another input has the same name)", file=sys.stderr)
-    videos = [p for p in report.outputs if p.suffix == ".mp4"]
+    videos = [p for p in report.outputs if p.suffix in CODECS.values()]
     what = ", ".join(str(p) for p in videos) if videos else f"{out_dir}"
     print(f"{'Interrupted: ' if report.interrupted else ''}segmented {report.frames} frames at {result.fps:.1f} "
           f"frames/s end to end; saved {what}; summary {result.summary_path}")

@@ -18,6 +18,7 @@ from nlseg.data.synthetic.clip import write_clip
 from nlseg.contract.limits import check_size
 from nlseg.errors import InputError
 from nlseg.io import output_dir
+from nlseg.runtime.video_writer import CODECS, resolve_codec
 
 
 @app.command()
@@ -52,13 +53,14 @@ def synth(
 
 @app.command("synth-clip")
 def synth_clip(
-    out: Annotated[Path, typer.Argument(help="Output MP4.", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Output video (.mp4; .webm for --codec vp9).", show_default=False)],
     scenes: Annotated[int, typer.Option("--scenes", help="Scenes shown in turn.")] = 4,
     seconds: Annotated[float, typer.Option("--seconds", help="Seconds per scene.")] = 2.0,
     size: Annotated[str, typer.Option("--size", help="HxW of the video.")] = "360x640",
     fps: Annotated[float, typer.Option("--fps", help="Frames per second.")] = 15.0,
     seed: Annotated[int, typer.Option("--seed", help="Scenes are a function of (seed, i).")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="Rendering processes.")] = 2,
+    codec: Annotated[str, typer.Option("--codec", help="h264 (MP4), vp9 (WebM) or mp4v (MP4).")] = "h264",
 ) -> None:
     """Render a short synthetic driving clip (each scene slowly zoomed, cross-faded into the next)."""
     hw = parse_size(size, "--size")
@@ -75,7 +77,8 @@ def synth_clip(
         raise InputError(f"--size: height and width must be even (MP4 video codecs store 4:2:0 colour in 2x2 "
                          f"blocks), got {hw[0]}x{hw[1]}")
     check_size((hw[0], hw[1]), 16, "size")
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"{out}: the clip is written as MP4; give a .mp4 path")
-    path = write_clip(out, scenes, seconds, (hw[0], hw[1]), fps, seed, workers)
+    written, _ = resolve_codec(codec)
+    if out.suffix.lower() != CODECS[written]:
+        raise InputError(f"{out}: --codec {written} writes {CODECS[written]}; give a {CODECS[written]} path")
+    path = write_clip(out, scenes, seconds, (hw[0], hw[1]), fps, seed, workers, codec=written)
     print(f"wrote {path}: {scenes} scenes, {hw[0]}x{hw[1]}, {fps:g} fps")

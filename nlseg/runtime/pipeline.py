@@ -2,11 +2,11 @@
 
 decode thread ──(bounded queue)──> main thread: preprocess + backend.predict
              ──(bounded queue)──> encode thread: labels to frame size, palette overlay,
-                                   MP4 / image / mask writing.
+                                   video (H.264 MP4 by default) / image / mask writing.
 
 Queues are bounded, so memory stays flat on a two-hour video. Every output is written under
 a temporary name and renamed when complete; on Ctrl-C the frames already decoded are
-finished, the MP4 is closed (so it plays) and renamed, and the report says ``interrupted``.
+finished, the video is closed (so it plays) and renamed, and the report says ``interrupted``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from nlseg.contract import preprocess
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
 from nlseg.runtime.sources import ImageInput, Input, VideoInput
 from nlseg.runtime.timing import StageTimes
+from nlseg.runtime.video_writer import CODECS, VideoWriter, resolve_codec
 
 _DONE = object()
-FOURCC = "mp4v"  # the MPEG-4 encoder every opencv-python build has (H.264 is not bundled)
 
 
 class Interrupted(Exception):
@@ -50,6 +50,7 @@ class InferOptions:
     write_video: bool = True
     vid_stride: int = 1
     queue_frames: int = 16
+    codec: str = "h264"  # of the annotated video: h264 | vp9 | mp4v (nlseg.runtime.video_writer)
 
 
 @dataclass
@@ -65,22 +66,17 @@ class RunReport:
 
 
 class _Sink:
-    """Where annotated frames go: one MP4 for a video, one file per image, plus masks."""
+    """Where annotated frames go: one video file for a video, one file per image, plus masks."""
 
     def __init__(self, stack: ExitStack, options: InferOptions, report: RunReport, video: VideoInput | None) -> None:
         self.options, self.report = options, report
-        self.lut = None
-        self.writer: cv2.VideoWriter | None = None
+        self.writer: VideoWriter | None = None
         if video is not None and options.write_video:
-            final = options.out_dir / f"{video.name}.mp4"
+            codec, _ = resolve_codec(options.codec)
+            final = options.out_dir / f"{video.name}{CODECS[codec]}"
             tmp = stack.enter_context(atomic_path(final))
-            fps = video.fps / options.vid_stride
-            width, height = video.size
-            self.size = (width + width % 2, height + height % 2)  # MPEG-4 needs even sizes: pad, never crop
-            self.writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, self.size)
-            if not self.writer.isOpened():
-                raise InputError(f"{final}: cannot open a video writer here")
-            stack.callback(self.writer.release)  # runs before the rename: the moov atom is written
+            self.writer = VideoWriter(tmp, video.fps / options.vid_stride, video.size, codec)
+            stack.callback(self.writer.close)  # runs before the rename: the file is finished and plays
             report.outputs.append(final)
         self.images = video is None
         if options.save_masks:
@@ -93,7 +89,7 @@ class _Sink:
         annotated = overlay(frame, full, lut, self.options.opacity) if (self.writer or self.images) else None
         t1 = time.perf_counter()
         if self.writer is not None:
-            self.writer.write(fit_to(annotated, self.size))
+            self.writer.write(annotated)
         elif self.images:
             path = self.options.out_dir / f"{name}.jpg"
             self._imwrite(path, annotated)
@@ -105,16 +101,6 @@ class _Sink:
     @staticmethod
     def _imwrite(path: Path, image: np.ndarray) -> None:
         write_image(path, image)  # a full disk or a read-only folder: an OSError naming ``path``
-
-
-def fit_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A frame at the writer's (width, height): edge-padded by the odd pixel, resized if the stream changed size."""
-    height, width = frame.shape[:2]
-    if (width, height) == size:
-        return frame
-    if (width + width % 2, height + height % 2) == size:
-        return cv2.copyMakeBorder(frame, 0, size[1] - height, 0, size[0] - width, cv2.BORDER_REPLICATE)
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
@@ -142,7 +128,7 @@ def _decode(frames: Iterator[tuple[str, np.ndarray]], q: queue.Queue, stop: thre
     except BaseException as exc:  # reported by the main thread
         errors.append(exc)
     finally:
-        q.put(_DONE)
+        _put(q, _DONE, stop)  # after a stop nobody reads the queue: a blocking put would hang the join
 
 
 def _encode(sink: _Sink, q: queue.Queue, lut: np.ndarray, times: StageTimes, errors: list[BaseException],

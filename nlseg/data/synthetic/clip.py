@@ -2,7 +2,8 @@
 
 The scene generator draws still frames; a clip shows ``scenes`` of them in turn, each with a
 slow zoom towards the road ahead (an approximation of driving forward) and a short
-cross-fade into the next. Deterministic by seed; written as MP4 under a temporary name.
+cross-fade into the next. Deterministic by seed; written (H.264 MP4 by default, see
+:mod:`nlseg.runtime.video_writer`) under a temporary name.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import cv2
 import numpy as np
 
 from nlseg.data.synthetic import _scenes
-from nlseg.errors import InputError
 from nlseg.io import atomic_path
+from nlseg.runtime.video_writer import VideoWriter
 
 ZOOM = 0.35  # how far each scene zooms in over its duration
 FADE_SECONDS = 0.3
@@ -31,28 +32,22 @@ def _zoomed(image: np.ndarray, zoom: float) -> np.ndarray:
 
 def write_clip(out: str | os.PathLike[str], scenes: int = 4, seconds_per_scene: float = 2.0,
                size: tuple[int, int] = (360, 640), fps: float = 15.0, seed: int = 0, workers: int = 1,
-               progress: Callable[[int], None] | None = None) -> Path:
-    """Render ``scenes`` scenes of the 'clip' stream at ``size`` = (H, W) into an MP4 at ``fps``."""
+               progress: Callable[[int], None] | None = None, codec: str = "h264") -> Path:
+    """Render ``scenes`` scenes of the 'clip' stream at ``size`` = (H, W) into a video at ``fps``."""
     per_scene = max(1, round(seconds_per_scene * fps))
     fade = min(per_scene // 2, round(FADE_SECONDS * fps))
     height, width = size
     frames_written = 0
-    with atomic_path(out) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        if not writer.isOpened():
-            raise InputError(f"{out}: cannot open a video writer")
-        try:
-            stills = [image[..., ::-1].copy() for image, _ in _scenes("clip", scenes, size, seed, workers)]
-            for k, still in enumerate(stills):
-                for t in range(per_scene):
-                    frame = _zoomed(still, 1.0 + ZOOM * t / per_scene)
-                    if k + 1 < len(stills) and t >= per_scene - fade:
-                        alpha = (t - (per_scene - fade) + 1) / (fade + 1)
-                        frame = cv2.addWeighted(frame, 1.0 - alpha, stills[k + 1], alpha, 0.0)
-                    writer.write(frame)
-                    frames_written += 1
-                    if progress is not None:
-                        progress(frames_written)
-        finally:
-            writer.release()
+    with atomic_path(out) as tmp, VideoWriter(tmp, fps, (width, height), codec) as writer:
+        stills = [image[..., ::-1].copy() for image, _ in _scenes("clip", scenes, size, seed, workers)]
+        for k, still in enumerate(stills):
+            for t in range(per_scene):
+                frame = _zoomed(still, 1.0 + ZOOM * t / per_scene)
+                if k + 1 < len(stills) and t >= per_scene - fade:
+                    alpha = (t - (per_scene - fade) + 1) / (fade + 1)
+                    frame = cv2.addWeighted(frame, 1.0 - alpha, stills[k + 1], alpha, 0.0)
+                writer.write(frame)
+                frames_written += 1
+                if progress is not None:
+                    progress(frames_written)
     return Path(out)

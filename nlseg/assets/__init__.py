@@ -1,8 +1,9 @@
-"""Files that ship in the repository's ``assets/`` folder: the default weights and the sample clip.
+"""The files that ship inside the package (``nlseg/assets/``): the default weights and the sample clip.
 
-Found beside the package (editable installs, running from a checkout) or under the folder
-named by ``NLSEG_ASSETS``. The default weights are trained on CamVid (research data; see
-``assets/README.md``); the sample clip is generated.
+They are package data, so a wheel or ``pip install git+…`` carries them as an editable checkout
+does; the folder named by ``NLSEG_ASSETS`` replaces this one. The default weights are trained on
+CamVid (research data; see ``nlseg/assets/README.md``); the sample clip is generated. In a
+checkout, ``assets/`` at the repository root holds links to both.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from nlseg.errors import InputError
 
-ASSETS_DIR = Path(os.environ.get("NLSEG_ASSETS", Path(__file__).resolve().parents[1] / "assets"))
+ASSETS_DIR = Path(os.environ.get("NLSEG_ASSETS", Path(__file__).resolve().parent))
 DEFAULT_WEIGHTS = ASSETS_DIR / "camvid_realtime.pt"
 SAMPLE_CLIP = ASSETS_DIR / "sample_drive.mp4"
 
