@@ -45,7 +45,8 @@ def test_default_weights_are_small_safe_to_load_and_a_realtime_camvid_segmenter(
 
 def test_assets_readme_gives_provenance_and_licence_of_the_data():
     text = (ASSETS_DIR / "README.md").read_text()
-    assert DEFAULT_WEIGHTS.name in text and "trained on camvid (research data)" in text.lower()
+    assert DEFAULT_WEIGHTS.name in text and "CC BY-NC 4.0" in text and "non-commercial research use" in text
+    assert "ECCV 2008" in text and "Pattern Recognition Letters" in text  # CamVid's two papers
     assert "Brostow" in text and "nlseg train camvid" in text and "--init runs/camvid/default/last.pt" in text
     assert f"**mIoU {100 * RECORDED_VAL_MIOU:.1f}%**" in text
 
