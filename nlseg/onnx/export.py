@@ -6,6 +6,8 @@ graph, so one export runs at every batch, height and width; ceil-mode max poolin
 MaxPool's ``ceil_mode``; custom ops come from ``autograd.Function.symbolic`` (torch ≥ 2.4); a
 small model exports in about a second. Its one gap, ``aten::exp2`` of the power-of-two
 conditioning, is lowered to ``Pow(2, x)`` (:func:`nlseg.onnx.lowering.register_symbolics`).
+The size arithmetic it writes around every ``x.shape`` is folded after tracing
+(:func:`nlseg.onnx.fold.fold_shapes`), which also declares the static class axis of ``logits``.
 The dynamo exporter (torch.export) was tried and rejected: it specialised the pairwise code's
 Python shape arithmetic (``range`` over row chunks) without a guard, so an export traced at
 30x40 failed at 90x160; it needs torch ≥ 2.8 for custom nodes and takes ~15 s per export.
@@ -30,6 +32,7 @@ from nlseg.contract import info_from_checkpoint
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.custom_op import DOMAIN, INPUTS, OP_TYPE, OPSET_VERSION
+from nlseg.onnx.fold import fold_shapes
 from nlseg.onnx.lowering import GRAPH_FORMS, lower_model, register_symbolics
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, write_metadata
 from nlseg.onnx.ort_op import custom_op_library
@@ -197,6 +200,7 @@ def export_onnx(
     example = trace_input(config.in_channels, config.image_size, axes).to(dtype)
     model = trace_module(module, (example,), [INPUT_NAME], list(outputs), axis_map(config.task, axes, outputs),
                          options.opset, plugin=options.graph == "plugin")
+    model = fold_shapes(model)
     report: SimplifyReport | None = None
     if options.simplify:
         model, report = _simplify(model, options.graph == "plugin")
