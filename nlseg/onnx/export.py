@@ -181,6 +181,25 @@ def trace_module(
     return model
 
 
+def output_names(options: ExportOptions) -> tuple[str, ...]:
+    """``logits``, and ``labels`` with ``with_argmax``."""
+    return ("logits", "labels") if options.with_argmax else ("logits",)
+
+
+def traced_graph(source: SourceModel, options: ExportOptions) -> onnx.ModelProto:
+    """The graph as the exporter writes it, before :func:`~nlseg.onnx.fold.fold_shapes`."""
+    config = source.config
+    dtype = torch.float16 if options.half else torch.float32
+    module: nn.Module = lower_model(source.model, options.graph).eval().to(dtype)
+    if options.with_argmax:
+        module = _WithLabels(module)
+    axes = dynamic_axes_for(config.task, options.dynamic)
+    outputs = output_names(options)
+    example = trace_input(config.in_channels, config.image_size, axes).to(dtype)
+    return trace_module(module, (example,), [INPUT_NAME], list(outputs), axis_map(config.task, axes, outputs),
+                        options.opset, plugin=options.graph == "plugin")
+
+
 def export_onnx(
     source: SourceModel, out: str | os.PathLike[str], options: ExportOptions = ExportOptions(),
     dataset: str | None = None,
@@ -191,16 +210,9 @@ def export_onnx(
     """
     check_options(source, options)
     config = source.config
-    dtype = torch.float16 if options.half else torch.float32
-    module: nn.Module = lower_model(source.model, options.graph).eval().to(dtype)
-    outputs: tuple[str, ...] = ("logits", "labels") if options.with_argmax else ("logits",)
-    if options.with_argmax:
-        module = _WithLabels(module)
+    outputs = output_names(options)
     axes = dynamic_axes_for(config.task, options.dynamic)
-    example = trace_input(config.in_channels, config.image_size, axes).to(dtype)
-    model = trace_module(module, (example,), [INPUT_NAME], list(outputs), axis_map(config.task, axes, outputs),
-                         options.opset, plugin=options.graph == "plugin")
-    model = fold_shapes(model)
+    model = fold_shapes(traced_graph(source, options))
     report: SimplifyReport | None = None
     if options.simplify:
         model, report = _simplify(model, options.graph == "plugin")

@@ -11,6 +11,7 @@ batch, height, width and what follows from them). Then
   one axis left, so flattening ``(B, C, H, W)`` to ``(B, C, H·W)`` needs no size nodes;
 - any other shape tensor is rebuilt from ``Shape`` nodes (with ``start``/``end`` from opset 15)
   of the tensors it refers to, and one Concat;
+- Slices that tile one static axis (``chunk``, the Hamiltonian Blocks' channel halves) become one Split;
 - Constant nodes become initializers, Casts to the type a tensor already has are dropped, and
   nodes nobody reads are removed.
 
@@ -328,6 +329,56 @@ def _remove_noop_casts(model: onnx.ModelProto, types: dict[str, int]) -> None:
     model.graph.node.extend(keep)
 
 
+def _static_slice(node: onnx.NodeProto, ints: dict[str, list[int]]) -> tuple[int, int, int] | None:
+    """(axis, start, end) of a one-axis, step-1 Slice whose bounds are initializers, else None."""
+    ins = list(node.input) + [""] * (5 - len(node.input))
+    starts, ends = ints.get(ins[1]), ints.get(ins[2])
+    axes = ints.get(ins[3]) if ins[3] else [0]
+    steps = ints.get(ins[4]) if ins[4] else [1]
+    if starts is None or ends is None or axes is None or steps != [1] or len(starts) != 1 or len(axes) != 1:
+        return None
+    return axes[0], starts[0], ends[0]
+
+
+def _slices_to_splits(model: onnx.ModelProto, dims: dict[str, list[int | None]]) -> None:
+    """Slices of one tensor that tile a static axis exactly (``chunk``, ``split``) become one Split."""
+    ints = {i.name: [int(v) for v in numpy_helper.to_array(i).reshape(-1)]
+            for i in model.graph.initializer if i.data_type in _INT_TYPES and len(i.dims) <= 1}
+    groups: dict[tuple[str, int], list[tuple[int, int, onnx.NodeProto]]] = {}
+    for node in model.graph.node:
+        if node.op_type != "Slice" or node.domain not in ("", "ai.onnx"):
+            continue
+        bounds = _static_slice(node, ints)
+        data_dims = dims.get(node.input[0])
+        if bounds is None or data_dims is None:
+            continue
+        axis, start, end = bounds
+        axis %= len(data_dims)
+        groups.setdefault((node.input[0], axis), []).append((start, end, node))
+    position = {id(n): i for i, n in enumerate(model.graph.node)}
+    replaced: dict[int, onnx.NodeProto | None] = {}
+    for (data, axis), members in groups.items():
+        size = dims[data][axis]
+        members.sort(key=lambda m: m[0])
+        edges = [m[0] for m in members] + [members[-1][1]]
+        if (size is None or len(members) < 2 or edges[0] != 0 or edges[-1] != size
+                or any(m[1] != nxt for m, nxt in zip(members, edges[1:]))):
+            continue
+        sizes = numpy_helper.from_array(np.array([e - s for s, e, _ in members], dtype=np.int64),
+                                        f"nlseg_fold/split_{len(model.graph.initializer)}")
+        model.graph.initializer.append(sizes)
+        first = min(members, key=lambda m: position[id(m[2])])[2]
+        split = helper.make_node("Split", [data, sizes.name], [m[2].output[0] for m in members],
+                                 name=f"{first.name}/split", axis=axis)
+        for _, _, node in members:
+            replaced[id(node)] = split if node is first else None
+    if not replaced:
+        return
+    nodes = [replaced.get(id(n), n) for n in model.graph.node]
+    del model.graph.node[:]
+    model.graph.node.extend(n for n in nodes if n is not None)
+
+
 def remove_unused(model: onnx.ModelProto) -> None:
     """Remove nodes whose outputs nobody reads (and that are no graph output), then unread initializers."""
     graph = model.graph
@@ -391,6 +442,7 @@ def fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     _remove_noop_casts(model, types)
+    _slices_to_splits(model, dims)
     remove_unused(model)
     declare_static_output_dims(model)
     return model
