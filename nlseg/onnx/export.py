@@ -181,6 +181,14 @@ def trace_module(
     return model
 
 
+def declare_class_axis(model: onnx.ModelProto, classes: int) -> None:
+    """Declare axis 1 of ``logits`` as the class count, where shape inference could not (opset 13's Reshape)."""
+    dims = next(o for o in model.graph.output if o.name == "logits").type.tensor_type.shape.dim
+    if len(dims) >= 2 and dims[1].dim_value != classes:
+        dims[1].Clear()
+        dims[1].dim_value = classes
+
+
 def output_names(options: ExportOptions) -> tuple[str, ...]:
     """``logits``, and ``labels`` with ``with_argmax``."""
     return ("logits", "labels") if options.with_argmax else ("logits",)
@@ -213,6 +221,7 @@ def export_onnx(
     outputs = output_names(options)
     axes = dynamic_axes_for(config.task, options.dynamic)
     model = fold_shapes(traced_graph(source, options))
+    declare_class_axis(model, config.num_classes)
     report: SimplifyReport | None = None
     if options.simplify:
         model, report = _simplify(model, options.graph == "plugin")

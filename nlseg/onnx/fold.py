@@ -262,39 +262,36 @@ def _reshape_target(value: ShapeValue, data: str) -> ShapeValue:
 def _runs(elements: tuple[Element, ...], dims: dict[str, list[int | None]]) -> list[tuple[str, int, int] | list[int]]:
     """``elements`` as consecutive axes of one tensor (tensor, start, end) and lists of ints.
 
-    A static element joins a neighbouring run when it is that tensor's size at the next axis,
-    so ``[b, 64, h, w]`` of a tensor ``x`` of shape ``(b, 64, h, w)`` is one ``Shape(x)``.
+    Static elements between two axes of one tensor join its run when they are its sizes there,
+    so ``[b, 64, h, w]`` of a tensor ``x`` of shape ``(b, 64, h, w)`` is one ``Shape(x)``; other
+    static elements stay literal, where shape inference reads them (the class axis of a Resize).
     """
     runs: list[tuple[str, int, int] | list[int]] = []
     i = 0
     while i < len(elements):
         e = elements[i]
         if isinstance(e, int):
-            runs.append([e])
+            if runs and isinstance(runs[-1], list):
+                runs[-1].append(e)
+            else:
+                runs.append([e])
             i += 1
             continue
         tensor_dims = dims[e.tensor]
-        start, end = e.axis, e.axis + 1
-        while i + 1 < len(elements) and end < len(tensor_dims):
-            nxt = elements[i + 1]
-            if nxt == Ref(e.tensor, end) or (isinstance(nxt, int) and tensor_dims[end] == nxt):
-                end, i = end + 1, i + 1
+        end = e.axis + 1
+        while True:
+            j = i + 1  # skip the static elements that are this tensor's sizes, then look for its next axis
+            while (j < len(elements) and isinstance(elements[j], int) and end + (j - i - 1) < len(tensor_dims)
+                   and tensor_dims[end + (j - i - 1)] == elements[j]):
+                j += 1
+            axis = end + (j - i - 1)
+            if j < len(elements) and elements[j] == Ref(e.tensor, axis):
+                end, i = axis + 1, j
             else:
                 break
-        while runs and isinstance(runs[-1], list) and start > 0 and tensor_dims[start - 1] == runs[-1][-1]:
-            runs[-1].pop()
-            start -= 1
-            if not runs[-1]:
-                runs.pop()
-        runs.append((e.tensor, start, end))
+        runs.append((e.tensor, e.axis, end))
         i += 1
-    merged: list[tuple[str, int, int] | list[int]] = []
-    for run in runs:
-        if isinstance(run, list) and merged and isinstance(merged[-1], list):
-            merged[-1].extend(run)
-        else:
-            merged.append(run)
-    return merged
+    return runs
 
 
 def _materialize(value: ShapeValue, dtype: int, dims: dict[str, list[int | None]], build: _Builder) -> str | None:
