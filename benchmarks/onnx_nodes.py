@@ -1,7 +1,7 @@
 """Node counts of exported ONNX graphs before and after shape folding, and the declared ``logits`` shape.
 
-"traced" is the TorchScript exporter's graph (:func:`nlseg.onnx.export.traced_graph`), "exported"
-what ``nlseg export`` writes (:func:`nlseg.onnx.fold.fold_shapes` applied). Plumbing counts the
+Graphs as ``nlseg export [--plugin]`` writes them (no ``--with-argmax``). "traced" is the TorchScript
+exporter's graph (:func:`nlseg.onnx.export.traced_graph`), "exported" what ``nlseg export`` writes (:func:`nlseg.onnx.fold.fold_shapes` applied). Plumbing counts the
 op types of :data:`nlseg.onnx.fold.PLUMBING_OPS`; the max |difference| column runs both graphs in
 ONNX Runtime on the same input (plugin graphs need onnxruntime-extensions).
 
@@ -44,7 +44,7 @@ def max_difference(a: onnx.ModelProto, b: onnx.ModelProto, shape: tuple[int, ...
 def rows(name: str, source: SourceModel, shape: tuple[int, ...]) -> list[str]:
     out = []
     for graph in ("portable", "plugin"):
-        traced = traced_graph(source, ExportOptions(graph=graph, with_argmax=True))
+        traced = traced_graph(source, ExportOptions(graph=graph))
         folded = fold_shapes(traced)
         before, after = census(traced), census(folded)
         diff = max_difference(traced, folded, shape) if graph == "portable" or custom_op_available() else "n/a"
