@@ -6,6 +6,8 @@ graph, so one export runs at every batch, height and width; ceil-mode max poolin
 MaxPool's ``ceil_mode``; custom ops come from ``autograd.Function.symbolic`` (torch ≥ 2.4); a
 small model exports in about a second. Its one gap, ``aten::exp2`` of the power-of-two
 conditioning, is lowered to ``Pow(2, x)`` (:func:`nlseg.onnx.lowering.register_symbolics`).
+The size arithmetic it writes around every ``x.shape`` is folded after tracing
+(:func:`nlseg.onnx.fold.fold_shapes`), which also declares the static class axis of ``logits``.
 The dynamo exporter (torch.export) was tried and rejected: it specialised the pairwise code's
 Python shape arithmetic (``range`` over row chunks) without a guard, so an export traced at
 30x40 failed at 90x160; it needs torch ≥ 2.8 for custom nodes and takes ~15 s per export.
@@ -30,6 +32,7 @@ from nlseg.contract import info_from_checkpoint
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.custom_op import DOMAIN, INPUTS, OP_TYPE, OPSET_VERSION
+from nlseg.onnx.fold import fold_shapes
 from nlseg.onnx.lowering import GRAPH_FORMS, lower_model, register_symbolics
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata, write_metadata
 from nlseg.onnx.ort_op import custom_op_library
@@ -178,6 +181,33 @@ def trace_module(
     return model
 
 
+def declare_class_axis(model: onnx.ModelProto, classes: int) -> None:
+    """Declare axis 1 of ``logits`` as the class count, where shape inference could not (opset 13's Reshape)."""
+    dims = next(o for o in model.graph.output if o.name == "logits").type.tensor_type.shape.dim
+    if len(dims) >= 2 and dims[1].dim_value != classes:
+        dims[1].Clear()
+        dims[1].dim_value = classes
+
+
+def output_names(options: ExportOptions) -> tuple[str, ...]:
+    """``logits``, and ``labels`` with ``with_argmax``."""
+    return ("logits", "labels") if options.with_argmax else ("logits",)
+
+
+def traced_graph(source: SourceModel, options: ExportOptions) -> onnx.ModelProto:
+    """The graph as the exporter writes it, before :func:`~nlseg.onnx.fold.fold_shapes`."""
+    config = source.config
+    dtype = torch.float16 if options.half else torch.float32
+    module: nn.Module = lower_model(source.model, options.graph).eval().to(dtype)
+    if options.with_argmax:
+        module = _WithLabels(module)
+    axes = dynamic_axes_for(config.task, options.dynamic)
+    outputs = output_names(options)
+    example = trace_input(config.in_channels, config.image_size, axes).to(dtype)
+    return trace_module(module, (example,), [INPUT_NAME], list(outputs), axis_map(config.task, axes, outputs),
+                        options.opset, plugin=options.graph == "plugin")
+
+
 def export_onnx(
     source: SourceModel, out: str | os.PathLike[str], options: ExportOptions = ExportOptions(),
     dataset: str | None = None,
@@ -188,15 +218,10 @@ def export_onnx(
     """
     check_options(source, options)
     config = source.config
-    dtype = torch.float16 if options.half else torch.float32
-    module: nn.Module = lower_model(source.model, options.graph).eval().to(dtype)
-    outputs: tuple[str, ...] = ("logits", "labels") if options.with_argmax else ("logits",)
-    if options.with_argmax:
-        module = _WithLabels(module)
+    outputs = output_names(options)
     axes = dynamic_axes_for(config.task, options.dynamic)
-    example = trace_input(config.in_channels, config.image_size, axes).to(dtype)
-    model = trace_module(module, (example,), [INPUT_NAME], list(outputs), axis_map(config.task, axes, outputs),
-                         options.opset, plugin=options.graph == "plugin")
+    model = fold_shapes(traced_graph(source, options))
+    declare_class_axis(model, config.num_classes)
     report: SimplifyReport | None = None
     if options.simplify:
         model, report = _simplify(model, options.graph == "plugin")
