@@ -69,7 +69,8 @@ class InferResult:
 class Segmenter:
     """A segmentation model on a backend (torch, onnxruntime or tensorrt), ready to run.
 
-    Made by :func:`load`. ``predict`` segments images in memory; ``infer`` runs the video
+    Made by :func:`load`. ``predict`` segments images in memory (``predict_proba``: class
+    probabilities instead of labels); ``infer`` runs the video
     pipeline on files, folders and streams (what ``nlseg infer`` does); ``export`` and
     ``profile`` do what ``nlseg export`` and ``nlseg profile`` do for this model.
     """
