@@ -144,3 +144,15 @@ def test_half_and_precision_on_an_onnx_export(ort_seg):
     with pytest.raises(InputError, match="--half") as info:
         nlseg.load(path, device="cpu", precision="fp16")
     assert info.value.param == "precision"
+
+
+def test_infer_half_is_refused_for_an_onnx_export(ort_seg, capsys, tmp_path):
+    from nlseg.cli import main
+
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), frames()[0])
+    with pytest.raises(SystemExit) as stop:
+        main(["infer", str(image), "--weights", str(ort_seg.weights), "--half", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "--half" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
