@@ -7,12 +7,14 @@ ONNX Runtime on the same input (plugin graphs need onnxruntime-extensions).
 
     python benchmarks/onnx_nodes.py              # the bundled default weights
     python benchmarks/onnx_nodes.py --thesis     # also the thesis's BDD100K segmenter, frac kernel, random init
+    python benchmarks/onnx_nodes.py --latency    # and ONNX Runtime p50 ms of both graphs (default weights, 1x3x270x480)
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,27 @@ def max_difference(a: onnx.ModelProto, b: onnx.ModelProto, shape: tuple[int, ...
     return f"{np.abs(got[0] - got[1]).max():.1e}"
 
 
+def latency(a: onnx.ModelProto, b: onnx.ModelProto, shape: tuple[int, ...], runs: int = 15) -> list[float]:
+    """p50 ms of each graph in ONNX Runtime (CPU), runs interleaved so background load hits both alike."""
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        sessions = []
+        for i, model in enumerate((a, b)):
+            path = Path(folder) / f"{i}.onnx"
+            onnx.save(model, str(path))
+            sessions.append(open_session(path))
+        for session in sessions:
+            for _ in range(3):
+                session.run(None, {"image": x})
+        times: list[list[float]] = [[], []]
+        for _ in range(runs):
+            for session, spent in zip(sessions, times):
+                start = time.perf_counter()
+                session.run(None, {"image": x})
+                spent.append((time.perf_counter() - start) * 1e3)
+    return [float(np.median(t)) for t in times]
+
+
 def rows(name: str, source: SourceModel, shape: tuple[int, ...]) -> list[str]:
     out = []
     for graph in ("portable", "plugin"):
@@ -57,6 +80,7 @@ def rows(name: str, source: SourceModel, shape: tuple[int, ...]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--thesis", action="store_true", help="also the thesis's BDD100K segmenter (frac kernel)")
+    parser.add_argument("--latency", action="store_true", help="also time both default portable graphs")
     args = parser.parse_args()
     print("| model | graph | traced nodes | plumbing | compute | exported nodes | plumbing | compute "
           "| traced logits | exported logits | max abs diff |")
@@ -67,6 +91,11 @@ def main() -> None:
         config = ModelConfig.from_preset("bdd100k", nonlocal_kernel="frac", pool=3)
         for line in rows("thesis BDD100K, frac", random_init(config, seed=0), (1, 3, 45, 80)):
             print(line)
+    if args.latency:
+        traced = traced_graph(from_checkpoint(default_weights()), ExportOptions())
+        before, after = latency(traced, fold_shapes(traced), (1, 3, 270, 480))
+        print(f"\nONNX Runtime CPU, default weights, portable, 1x3x270x480, p50 of 15 interleaved runs: "
+              f"traced {before:.1f} ms, exported {after:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ The Python API (imported on first use)::
     import nlseg
     seg = nlseg.load()                      # the bundled weights; or "ckpt.pt", "model.onnx", "model.engine"
     labels = seg.predict("street.jpg")      # uint8 train ids at the image's own size
+    probs = seg.predict_proba("street.jpg")  # (classes, H, W) float16 softmax probabilities
+    nlseg.train("camvid", data_dir="data/camvid", out="runs/camvid")   # what `nlseg train` runs
     net = nlseg.create_model("bdd100k", nonlocal_kernel="frac")   # a plain nn.Module
 """
 
@@ -24,6 +26,8 @@ _API = {
     "load": "nlseg.api.segmenter",
     "Segmenter": "nlseg.api.segmenter",
     "export_model": "nlseg.api.export",
+    "train": "nlseg.train",  # the training package, callable as nlseg.api.training.train (nlseg/train/__init__.py)
+    "evaluate": "nlseg.api.training",
     "profile_backend": "nlseg.api.profile",
     "create_model": "nlseg.nn.config",
     "ModelConfig": "nlseg.nn.config",
@@ -39,7 +43,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'nlseg' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(_API[name]), name)
+    module = importlib.import_module(_API[name])
+    value = module if module.__name__ == f"nlseg.{name}" else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -83,6 +83,19 @@ def test_engine_matches_onnx_runtime(built, precision):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_backend_logits_are_float32_and_give_its_labels(built, precision):
+    """Backend.logits: the engine's logits as float32 (split into profile-sized batches), argmax = predict."""
+    engine = backend(built[precision])
+    x = np.random.default_rng(4).standard_normal((5, 3, 24, 40)).astype(np.float32)
+    logits = engine.logits(x)
+    assert logits.dtype == np.float32 and logits.shape == (5, 19, 24, 40)
+    np.testing.assert_array_equal(engine.predict(x), logits.argmax(1).astype(np.uint8))
+    expected = reference(built["onnx"], x[:2])
+    assert float(np.abs(logits[:2] - expected).max()) <= TOLERANCE[precision] * float(np.abs(expected).max())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_engine_metadata_records_the_build(built, precision):
     data = json.loads(metadata_path(built[precision]).read_text())
     import tensorrt as trt

@@ -13,7 +13,7 @@ from nlseg.errors import InputError
 from nlseg.onnx import ExportOptions, export_onnx, read_metadata
 from nlseg.onnx.source_model import SourceModel, for_check, from_checkpoint
 from nlseg.runtime.backend import Backend
-from nlseg.runtime.load import BACKENDS, backend_for, open_backend
+from nlseg.runtime.load import BACKENDS, backend_for, half_precision, open_backend
 from nlseg.runtime.ort_backend import OrtBackend
 from nlseg.runtime.timing import latency_stats
 from nlseg.runtime.torch_backend import TorchBackend
@@ -68,13 +68,14 @@ def open_for_profile(name: str, weights: Path | None, source: SourceModel | None
     """Backend ``name`` for ``weights`` (or the untrained ``source``): the file itself when it is that
     backend's kind, else its PyTorch model, exported to ``workdir`` for onnxruntime."""
     if weights is not None and backend_for(weights, None) == name:
-        return open_backend(weights, name, device, half=half, cuda_graph=cuda_graph)
+        precision = half_precision(device) if half and name == "torch" else None
+        return open_backend(weights, name, device, precision, cuda_graph=cuda_graph)
     if name == "tensorrt":
         raise InputError("TensorRT runs engines: build one (nlseg export --trt) and profile that file",
                          param="backend")
     model = source if source is not None else source_model(weights)  # type: ignore[arg-type]
     if name == "torch":
-        precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"
+        precision = half_precision(device) if half else "fp32"
         info = info_from_checkpoint(model.config, model.meta, model.input_mean)
         return TorchBackend(model.model, info, weights or Path("<random-init>"), device, precision, cuda_graph)
     onnx_path = workdir / "model.onnx"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -18,8 +19,9 @@ from nlseg.io import output_dir, write_text
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
-from nlseg.runtime.load import open_backend
+from nlseg.runtime.load import backend_for, half_precision, open_backend
 from nlseg.runtime.pipeline import InferOptions, RunReport, run_inference
+from nlseg.runtime.probabilities import PROBABILITY_DTYPES, probabilities_to_frame, softmax, store_as
 from nlseg.runtime.sources import Sources, VideoInput, resolve_source
 from nlseg.runtime.video_writer import resolve_codec
 
@@ -71,7 +73,8 @@ class InferResult:
 class Segmenter:
     """A segmentation model on a backend (torch, onnxruntime or tensorrt), ready to run.
 
-    Made by :func:`load`. ``predict`` segments images in memory; ``infer`` runs the video
+    Made by :func:`load`. ``predict`` segments images in memory (``predict_proba``: class
+    probabilities instead of labels); ``infer`` runs the video
     pipeline on files, folders and streams (what ``nlseg infer`` does); ``export`` and
     ``profile`` do what ``nlseg export`` and ``nlseg profile`` do for this model.
     """
@@ -108,6 +111,17 @@ class Segmenter:
             raise InputError(f"{self.weights} has a fixed input size {h}x{w}", param="imgsz")
         return size
 
+    def _batches(self, source: Image | Sequence[Image], imgsz: tuple[int, int] | None,
+                 batch: int) -> Iterator[tuple[list[np.ndarray], np.ndarray]]:
+        """(BGR images, their normalised model input) ``batch`` images at a time."""
+        images = [to_bgr(image) for image in source] if isinstance(source, (list, tuple)) else [to_bgr(source)]
+        if batch < 1:
+            raise InputError(f"need at least 1, got {batch}", param="batch")
+        size = self.input_size(imgsz)
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            yield chunk, preprocess(chunk, size, self.info)
+
     def predict(self, source: Image | Sequence[Image], *, imgsz: tuple[int, int] | None = None,
                 batch: int = 8) -> np.ndarray | list[np.ndarray]:
         """Per-pixel train ids (uint8, each at its image's own size) of one image or a list of images.
@@ -115,17 +129,31 @@ class Segmenter:
         An image is a file path, a BGR ``numpy`` array as OpenCV reads it, or an RGB PIL image.
         ``imgsz`` (H, W) is the size the model runs at (default: its own); ``batch`` images run per pass.
         """
-        single = not isinstance(source, (list, tuple))
-        images = [to_bgr(source)] if single else [to_bgr(image) for image in source]  # type: ignore[union-attr]
-        if batch < 1:
-            raise InputError(f"need at least 1, got {batch}", param="batch")
-        size = self.input_size(imgsz)
         masks: list[np.ndarray] = []
-        for start in range(0, len(images), batch):
-            chunk = images[start:start + batch]
-            labels = self.backend.predict(preprocess(chunk, size, self.info))
-            masks += [labels_to_frame(lab, image.shape) for lab, image in zip(labels, chunk)]
-        return masks[0] if single else masks
+        for chunk, x in self._batches(source, imgsz, batch):
+            masks += [labels_to_frame(lab, image.shape) for lab, image in zip(self.backend.predict(x), chunk)]
+        return masks if isinstance(source, (list, tuple)) else masks[0]
+
+    def predict_proba(self, source: Image | Sequence[Image], *, imgsz: tuple[int, int] | None = None,
+                      batch: int = 8, size: str = "image", dtype: str = "float16") -> np.ndarray | list[np.ndarray]:
+        """Class probabilities (the softmax of the logits), (K, H, W) per image, K = ``len(info.class_names)``.
+
+        Same images, ``imgsz`` and ``batch`` as :meth:`predict`. ``size``: ``"image"`` (each image's own
+        size; the probabilities are resized bilinearly, so they still sum to one) or ``"model"`` (the size
+        the model ran at). ``dtype``: ``"float16"`` (half the memory of float32), ``"uint8"`` (round(p · 255),
+        a quarter) or ``"float32"``. At the model's size their argmax over K is :meth:`predict`'s labels;
+        at an image's own size :meth:`predict` resizes labels (nearest), so pixels on class borders may differ.
+        """
+        if size not in ("image", "model"):
+            raise InputError(f"expected 'image' or 'model', got {size!r}", param="size")
+        if dtype not in PROBABILITY_DTYPES:
+            raise InputError(f"expected one of {', '.join(PROBABILITY_DTYPES)}, got {dtype!r}", param="dtype")
+        maps: list[np.ndarray] = []
+        for chunk, x in self._batches(source, imgsz, batch):
+            probs = softmax(self.backend.logits(x))
+            for p, image in zip(probs, chunk):
+                maps.append(store_as(probabilities_to_frame(p, image.shape) if size == "image" else p, dtype))
+        return maps if isinstance(source, (list, tuple)) else maps[0]
 
     def overlay(self, image: Image, labels: np.ndarray, opacity: float = 0.5) -> Any:
         """``labels`` in the palette's colours over ``image``: BGR array for a path or array, PIL for a PIL image."""
@@ -225,9 +253,31 @@ class Segmenter:
 
 
 def load(weights: str | os.PathLike | None = None, *, backend: str | None = None, device: str | None = None,
-         half: bool = False, cuda_graph: bool = False) -> Segmenter:
+         precision: str | None = None, cuda_graph: bool = False, half: bool = False) -> Segmenter:
     """A :class:`Segmenter` for ``weights`` (.pt checkpoint, .onnx export or TensorRT .engine; default: the
     bundled weights) on ``backend`` (default: the one the file needs) and ``device`` ('cpu', 'cuda',
-    'cuda:N'; default: CUDA when available). ``half``: fp16 on CUDA, bf16 on the CPU (torch backend)."""
+    'cuda:N'; default: CUDA when available).
+
+    ``precision``: ``'fp32'``, ``'fp16'`` or ``'bf16'``, what a checkpoint runs at on the torch backend
+    (default fp32). An ONNX export or an engine runs at the precision it was built with (``nlseg export
+    --half``); naming another one is an InputError.
+
+    ``half``: deprecated, use ``precision``. ``half=True`` selects fp16 on CUDA and bf16 on the CPU for a
+    checkpoint (with a DeprecationWarning); for an ONNX export or an engine it changes nothing, and a
+    UserWarning says so.
+    """
     path = Path(weights) if weights is not None else default_weights()
-    return Segmenter(open_backend(path, backend, resolve_device(device), half=half, cuda_graph=cuda_graph))
+    torch_device = resolve_device(device)
+    if half:
+        if precision is not None:
+            raise InputError(f"pass precision={precision!r} or the deprecated half=True, not both", param="half")
+        name = backend_for(path, backend)
+        if name == "torch":
+            precision = half_precision(torch_device)
+            warnings.warn(f"load(half=True) is deprecated; pass precision={precision!r} (half=True means fp16 on "
+                          "CUDA, bf16 on the CPU)", DeprecationWarning, stacklevel=2)
+        else:
+            kind = "an ONNX export" if name == "onnxruntime" else f"a {name} model"
+            warnings.warn(f"half=True has no effect on {path}: {kind} runs at the precision it was built with "
+                          "(nlseg export --half makes a float16 ONNX export)", UserWarning, stacklevel=2)
+    return Segmenter(open_backend(path, backend, torch_device, precision, cuda_graph=cuda_graph))

@@ -12,10 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nlseg.api import load
-from nlseg.assets import SAMPLE_CLIP
+from nlseg.assets import SAMPLE_CLIP, default_weights
 from nlseg.cli import app
 from nlseg.cli.options import parse_hw
 from nlseg.errors import InputError
+from nlseg.runtime.device import resolve_device
+from nlseg.runtime.load import backend_for, half_precision
 from nlseg.runtime.video_writer import CODECS
 
 
@@ -33,7 +35,7 @@ def infer(
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt, .onnx or .engine (default: the bundled weights).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt (default: from the weights file).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
-    half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (torch backend).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (checkpoints on the torch backend; refused for .onnx and .engine files).")] = False,
     imgsz: Annotated[Optional[str], typer.Option("--imgsz", help="Inference size HxW (default: the model's training size).")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Frames per forward pass.")] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: a new runs/infer/N).")] = None,
@@ -51,7 +53,8 @@ def infer(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     source = source if source is not None else str(SAMPLE_CLIP)
     size = parse_hw(imgsz, "--imgsz")
-    segmenter = load(weights, backend=backend, device=device, half=half, cuda_graph=cuda_graph)
+    segmenter = load(weights, backend=backend, device=device, precision=_half(half, weights, backend, device),
+                     cuda_graph=cuda_graph)
     out_dir = out if out is not None else next_run_dir(Path("runs/infer"))
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -85,3 +88,14 @@ def infer(
         raise InputError(f"{source}: nothing could be read")
     if report.problems:
         raise typer.Exit(1)
+
+
+def _half(half: bool, weights: Path | None, backend: str | None, device: str | None) -> str | None:
+    """``--half``'s precision: fp16 on CUDA, bf16 on the CPU for a checkpoint; refused for exports and engines."""
+    if not half:
+        return None
+    path = weights if weights is not None else default_weights()
+    if backend_for(path, backend) != "torch":
+        raise InputError(f"--half: {path} runs at the precision it was built with; --half applies to checkpoints "
+                         "(a float16 ONNX export: nlseg export --half)")
+    return half_precision(resolve_device(device))

@@ -166,7 +166,9 @@ class _Evaluator:
             if index is None or not index.static:
                 return None
             n = len(source.elements)
-            picked = tuple(source.elements[int(i) % n] for i in index.elements)  # type: ignore[call-overload]
+            if any(not -n <= int(i) < n for i in index.elements):  # type: ignore[call-overload]
+                return None
+            picked = tuple(source.elements[int(i)] for i in index.elements)  # type: ignore[call-overload]
             return ShapeValue(picked, scalar=index.scalar)
         if op == "Unsqueeze" and source is not None and source.scalar:
             axes = self._ints(ins[1]) if len(ins) > 1 else list(_attr(node, "axes", []))  # type: ignore[arg-type]
@@ -190,6 +192,8 @@ class _Evaluator:
             if a is None or b is None or not (a.static and b.static):
                 return None
             x, y = np.array(a.elements, dtype=np.int64), np.array(b.elements, dtype=np.int64)
+            if x.size != y.size and 1 not in (x.size, y.size):
+                return None
             if op == "Div":
                 if not np.all(y):
                     return None
@@ -351,6 +355,10 @@ def _slices_to_splits(model: onnx.ModelProto, dims: dict[str, list[int | None]])
             continue
         axis, start, end = bounds
         axis %= len(data_dims)
+        size = data_dims[axis]
+        if size is None or not 0 <= start <= size:
+            continue
+        end = min(end, size)
         groups.setdefault((node.input[0], axis), []).append((start, end, node))
     position = {id(n): i for i, n in enumerate(model.graph.node)}
     replaced: dict[int, onnx.NodeProto | None] = {}
@@ -429,9 +437,12 @@ def fold_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
             value = evaluator.values.get(name)
             if value is None or name not in evaluator.producer:
                 continue
+            dtype = types.get(name)
+            if dtype not in _INT_TYPES:
+                continue
             if node.op_type == "Reshape" and k == 1 and not _attr(node, "allowzero", 0):
                 value = _reshape_target(value, node.input[0])
-            replacement = _materialize(value, types.get(name, onnx.TensorProto.INT64), dims, build)
+            replacement = _materialize(value, dtype, dims, build)
             if replacement is not None:
                 node.input[k] = replacement
         nodes.extend(build.take_pending())

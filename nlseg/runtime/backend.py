@@ -1,7 +1,8 @@
 """One interface for every inference backend (torch, onnxruntime, tensorrt).
 
 A backend takes a normalised float32 batch (B, 3, H, W) and returns per-pixel labels
-(B, H, W) uint8; it also times its own forward pass for ``nlseg profile``. What the model
+(B, H, W) uint8 (:meth:`Backend.predict`) or the class logits (B, K, H, W) float32
+(:meth:`Backend.logits`, for probabilities); it also times its own forward pass for ``nlseg profile``. What the model
 expects (input size, normalisation, classes, palette) travels in :class:`nlseg.contract.ModelInfo`,
 read from the checkpoint or the exported model's metadata.
 """
@@ -28,6 +29,14 @@ class Backend(ABC):
     @abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(B, 3, H, W) float32, normalised -> (B, H, W) uint8 train ids."""
+
+    @abstractmethod
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(B, 3, H, W) float32, normalised -> (B, K, H, W) float32 class logits at the batch's H, W.
+
+        The model's output before the softmax, computed at the backend's precision and returned as
+        float32 on the host; its argmax over K is what :meth:`predict` returns.
+        """
 
     @abstractmethod
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:

@@ -26,22 +26,38 @@ def backend_for(weights: Path, backend: str | None) -> str:
     return backend or inferred  # type: ignore[return-value]
 
 
-def open_backend(weights: Path, backend: str | None, device: torch.device, half: bool = False,
+def half_precision(device: torch.device) -> str:
+    """What the deprecated ``half=True`` selects: fp16 on CUDA, bf16 on the CPU (where fp16 convolutions are slow)."""
+    return "fp16" if device.type == "cuda" else "bf16"
+
+
+def open_backend(weights: Path, backend: str | None, device: torch.device, precision: str | None = None,
                  cuda_graph: bool = False) -> Backend:
-    """Load ``weights`` into the backend that runs them. ``half``: fp16 on CUDA, bf16 on CPU (torch backend;
-    an ONNX export or an engine has its precision built in)."""
+    """Load ``weights`` into the backend that runs them.
+
+    ``precision`` ('fp32', 'fp16', 'bf16'): what a checkpoint runs at on the torch backend (default
+    fp32). An ONNX export or an engine has its precision built in; naming another one is an InputError.
+    """
     name = backend_for(weights, backend)
     if not weights.is_file():
         raise InputError(f"{weights}: weights file not found")
     if name == "torch":
         from nlseg.runtime.torch_backend import TorchBackend
 
-        precision = ("fp16" if device.type == "cuda" else "bf16") if half else "fp32"
-        return TorchBackend.from_checkpoint(weights, device, precision, cuda_graph)
+        return TorchBackend.from_checkpoint(weights, device, precision or "fp32", cuda_graph)
+    opened: Backend
     if name == "onnxruntime":
         from nlseg.runtime.ort_backend import OrtBackend
 
-        return OrtBackend.from_file(weights, device)
-    from nlseg.runtime.trt_backend import TensorRTBackend
+        opened = OrtBackend.from_file(weights, device)
+        remedy = "export the checkpoint again (nlseg export, with --half for fp16)"
+    else:
+        from nlseg.runtime.trt_backend import TensorRTBackend
 
-    return TensorRTBackend.from_file(weights, device, cuda_graph)
+        opened = TensorRTBackend.from_file(weights, device, cuda_graph)
+        remedy = "build the engine again at the precision you want"
+    if precision is not None and precision != opened.precision:
+        opened.close()
+        raise InputError(f"{weights} runs at the precision it was built with ({opened.precision}), not {precision}; "
+                         f"{remedy}", param="precision")
+    return opened

@@ -46,14 +46,20 @@ class OrtBackend(Backend):
     def from_file(cls, path: Path, device: torch.device) -> "OrtBackend":
         return cls(path, device)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self._output], {INPUT_NAME: batch.astype(self._input_dtype, copy=False)})[0]
+    def _run(self, batch: np.ndarray, output: str | None = None) -> np.ndarray:
+        feed = {INPUT_NAME: batch.astype(self._input_dtype, copy=False)}
+        return self.session.run([output or self._output], feed)[0]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if not self._batch_dynamic and batch.shape[0] != 1:
             return np.concatenate([self.predict(batch[i : i + 1]) for i in range(batch.shape[0])])
         out = self._run(batch)
         return out.astype(np.uint8) if self._output == "labels" else out.argmax(axis=1).astype(np.uint8)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        if not self._batch_dynamic and batch.shape[0] != 1:
+            return np.concatenate([self.logits(batch[i : i + 1]) for i in range(batch.shape[0])])
+        return self._run(batch, "logits").astype(np.float32, copy=False)
 
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
         if not self.info.dynamic and tuple(shape[2:]) != self.info.input_size:

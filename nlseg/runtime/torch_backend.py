@@ -96,6 +96,12 @@ class TorchBackend(Backend):
         return labels.cpu().numpy()
 
     @torch.inference_mode()
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self._torch_device, non_blocking=True)
+        x = x.to(self._dtype).contiguous(memory_format=torch.channels_last)
+        return self._forward(x).float().contiguous().cpu().numpy()
+
+    @torch.inference_mode()
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
         x = torch.randn(shape, device=self._torch_device, dtype=self._dtype).contiguous(memory_format=torch.channels_last)
         for _ in range(warmup):

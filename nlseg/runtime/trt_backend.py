@@ -4,7 +4,8 @@ Runs through ``IExecutionContext.execute_async_v3`` on a PyTorch CUDA stream wit
 tensors as the I/O buffers (``set_tensor_address``), times with CUDA events, and can capture
 one CUDA graph per input shape (``--cuda-graph``). The engine's plugin kernels are embedded
 (ahead-of-time), so nothing is registered before deserializing. Labels come from the graph's
-``labels`` output when it has one, else the argmax of ``logits`` on the GPU.
+``labels`` output when it has one, else the argmax of ``logits`` on the GPU; :meth:`TensorRTBackend.logits`
+copies ``logits`` back as float32.
 """
 
 from __future__ import annotations
@@ -143,6 +144,15 @@ class TensorRTBackend(Backend):
         out = self._forward(x)[self._output]
         labels = out if self._output == "labels" else out.argmax(dim=1)
         return labels.to(torch.uint8).cpu().numpy()
+
+    @torch.inference_mode()
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        max_batch = self.meta.profile.max[0]
+        if batch.shape[0] > max_batch:
+            return np.concatenate([self.logits(batch[i : i + max_batch]) for i in range(0, batch.shape[0], max_batch)])
+        self._check_shape(tuple(batch.shape), "imgsz")
+        out = self._forward(torch.from_numpy(batch).to(self._device, non_blocking=True))["logits"]
+        return out.float().cpu().numpy()
 
     @torch.inference_mode()
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
