@@ -83,7 +83,6 @@ def test_engine_matches_onnx_runtime(built, precision):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_backend_logits_are_float32_and_give_its_labels(built, precision):
     """Backend.logits: the engine's logits as float32 (split into profile-sized batches), argmax = predict."""
     engine = backend(built[precision])
