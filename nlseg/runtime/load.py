@@ -27,7 +27,7 @@ def backend_for(weights: Path, backend: str | None) -> str:
 
 
 def half_precision(device: torch.device) -> str:
-    """What the deprecated ``half=True`` selects: fp16 on CUDA, bf16 on the CPU (where fp16 convolutions are slow)."""
+    """What ``--half`` (and the deprecated ``load(half=True)``) selects: fp16 on CUDA, bf16 on the CPU."""
     return "fp16" if device.type == "cuda" else "bf16"
 
 
