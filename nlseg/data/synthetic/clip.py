@@ -38,7 +38,7 @@ def write_clip(out: str | os.PathLike[str], scenes: int = 4, seconds_per_scene: 
     fade = min(per_scene // 2, round(FADE_SECONDS * fps))
     height, width = size
     frames_written = 0
-    with atomic_path(out) as tmp, VideoWriter(tmp, fps, (width, height), codec) as writer:
+    with atomic_path(out) as tmp, VideoWriter(tmp, fps, (width, height), codec, deterministic=True) as writer:
         stills = [image[..., ::-1].copy() for image, _ in _scenes("clip", scenes, size, seed, workers)]
         for k, still in enumerate(stills):
             for t in range(per_scene):
