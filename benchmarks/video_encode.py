@@ -16,10 +16,7 @@ Prints Markdown.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +25,10 @@ import av
 import cv2
 import numpy as np
 
-from nlseg.assets import SAMPLE_CLIP
+from infer import run as run_infer  # benchmarks/infer.py: nlseg infer in a subprocess
+from nlseg.assets import SAMPLE_CLIP, default_weights
 from nlseg.runtime.video_writer import CODECS, VideoWriter
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], float]:
@@ -60,14 +57,6 @@ def encode_ms(frames: list[np.ndarray], fps: float, codec: str, out: Path) -> tu
     return (time.perf_counter() - start) * 1e3 / n, (time.process_time() - cpu) * 1e3 / n, out.stat().st_size
 
 
-def infer(video: Path, codec: str, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "nlseg", "infer", str(video), "--codec", codec, "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{result.stderr}")
-    return json.loads((out / "summary.json").read_text())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=SAMPLE_CLIP)
@@ -94,7 +83,7 @@ def main() -> None:
         print("\n| codec | nlseg infer frames/s | decode p50 ms | inference p50 ms | encode p50 ms |")
         print("|---|---:|---:|---:|---:|")
         for codec in codecs:
-            s = infer(args.video, codec, tmp / f"infer-{codec}")
+            s = run_infer(args.video, default_weights(), "torch", "cpu", tmp / f"infer-{codec}", ["--codec", codec])
             st = s["stages"]
             print(f"| {codec} | {s['fps']:.1f} | {st['decode']['p50_ms']:.2f} | {st['inference']['p50_ms']:.1f} | "
                   f"{st['encode']['p50_ms']:.2f} |", flush=True)

@@ -16,20 +16,13 @@ import torch
 from nlseg.data.camvid import CamVidSplit, holdout_splits, load_camvid, split_drives
 from nlseg.errors import InputError
 from tests.test_data_camvid import expected_train_ids, write_camvid
+from tests.test_train_camvid import _keep_global_rng  # noqa: F401 (autouse fixture)
 from tests.test_train_cli import TINY, cli  # noqa: F401 (cli is a fixture)
 
 SIZE = (12, 16)
 DRIVES = {"train": ["0001TP", "0001TP", "0006R0", "0006R0", "0006R0", "0016E5", "0016E5"],
           "val": ["0016E5", "0016E5", "0016E5"],
           "test": ["0001TP", "Seq05VD", "Seq05VD"]}
-
-
-@pytest.fixture(autouse=True)
-def _keep_global_rng():
-    """In-process training seeds torch's global generator; give other tests back the state they had."""
-    state = torch.get_rng_state()
-    yield
-    torch.set_rng_state(state)
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,11 @@ import pytest
 
 import nlseg.io
 from nlseg.checkpoint import save_checkpoint
-from nlseg.cli import main
 from nlseg.errors import os_error_line
 from nlseg.io import write_image, write_text
 from nlseg.nn import ModelConfig, build_model
+from tests.test_faults_inputs import run
+from tests.test_infer import weights  # noqa: F401 (fixture)
 
 REASONS = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
            errno.EACCES: "Permission denied"}
@@ -71,25 +72,10 @@ def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and p.name != ".filler"]
 
 
-def run(capsys, *args: object) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    return code, err
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    config = ModelConfig.from_preset("bdd100k", nonlocal_kernel="dot", blocks=(1, 1, 1), channels=(8, 8, 8),
-                                     image_size=(45, 80))
-    path = tmp_path_factory.mktemp("w") / "tiny.pt"
-    save_checkpoint(path, build_model(config), config)
-    return path
+def tiny(weights) -> Path:
+    """The tiny random-init segmenter of tests/test_infer.py."""
+    return weights
 
 
 def expect_failure(code: int, err: str, bad: Path, errno_: int, allowed: tuple[int, ...] = (1, 2)) -> None:
