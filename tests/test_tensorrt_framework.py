@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import pytest
 
+from nlseg.tensorrt import rules
 from tests.tensorrt_framework import (SKIP_REASON, Framework, plugin_dtypes, plugin_node, plugin_package_dir,
                                       plugin_shapes)
 
@@ -36,7 +37,7 @@ def test_registration_passes_nvidias_validators(framework):
     framework.register_nlseg()  # again: reuses the definition
     creator = framework.creator()
     assert [(f.name, f.type.name) for f in creator.field_names] == [
-        ("kernel", "CHAR"), ("s", "FLOAT64"), ("lam", "FLOAT64"), ("n", "INT64")]
+        ("kernel", "CHAR"), ("s", "FLOAT32"), ("lam", "FLOAT32"), ("n", "INT32")]
     definition = framework.trtp.op.nlseg.PairwiseKernel
     assert definition.input_tensor_names == ["theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale"]
     assert definition.aot_impl_attr_names == ["kernel", "s", "lam", "n"] and definition.impl_func is None
@@ -95,7 +96,10 @@ def test_the_parser_delivers_the_attributes_as_onnx_tensorrt_copies_them(framewo
     plugin = framework.create_plugin(plugin_node(kernel, s=0.25 if kernel == "invfrac" else 0.5, lam=0.1))
     assert type(plugin).__name__ == "_TemplateAOTPlugin", "aot=1 asks for the AOT implementation"
     assert plugin.attrs["kernel"] == f"{kernel}\0"
-    assert plugin.attrs["lam"] == float(np.float32(0.1)) != 0.1 and plugin.attrs["n"] == 2
+    assert [(plugin.attrs[k].dtype.name, plugin.attrs[k].shape) for k in ("s", "lam", "n")] == [
+        ("float32", (1,)), ("float32", (1,)), ("int32", (1,))]
+    params = rules.plugin_attributes(**plugin.attrs)
+    assert params.kernel == kernel and params.n == 2 and params.lam == float(np.float32(0.1)) != 0.1
 
 
 @pytest.mark.parametrize("dtype,expected", [("float32", "FLOAT"), ("float16", "HALF")])

@@ -78,7 +78,16 @@ def test_attributes_as_the_parser_delivers_them(raw, name):
     assert rules.plugin_attributes(raw, 0.25, lam, 2) == KernelParams(name, 0.25, lam, 2)
 
 
+def test_scalar_attributes_arrive_as_one_element_arrays():
+    """The plugin declares s, lam, n as arrays (the form every tensorrt.plugin release creates); read as one value."""
+    lam = np.array([0.1], np.float32)
+    got = rules.plugin_attributes("log\0", np.array([0.5], np.float32), lam, np.array([3], np.int32))
+    assert got == KernelParams("log", 0.5, float(lam[0]), 3) and type(got.n) is int
+
+
 @pytest.mark.parametrize("args,message", [
+    (("frac", np.array([0.5, 0.25], np.float32), 0.1, 2), "attribute s must be one value"),
+    (("frac", 0.5, 0.1, np.array([], np.int32)), "attribute n must be one value"),
     (("gaussian\0", 0.5, 0.1, 2), "computes frac, invfrac, log, not 'gaussian'"),
     (("fr\0ac", 0.5, 0.1, 2), "not 'fr\\\\x00ac'"),  # only trailing NULs are a terminator
     (("frac", 1.5, 0.1, 2), "needs 0 < s < 1"),

@@ -14,6 +14,11 @@ Three definitions, registered by :func:`register_plugin`:
   arguments N, M. Its parameter list is the one ``tensorrt.plugin`` validates:
   (inputs…, attributes…, outputs, tactic) with the 4-tuple return annotation.
 
+The scalar attributes ``s``, ``lam``, ``n`` are declared as NumPy arrays and read as their one
+element (:func:`nlseg.tensorrt.rules.scalar_attribute`): the creators of TensorRT 10.x turn a
+``float``/``int`` attribute into a value with ``float(field.data)``, which NumPy 2.4 refuses for
+the parser's 1-element arrays, while every release makes arrays the same way.
+
 There is no ``@trtp.impl``: with only the AOT implementation TensorRT embeds the kernel in the
 engine, which then runs without Python (trtexec, Triton Inference Server); the graph's nodes
 also carry ``aot=1``. Plugin attributes are not serialized into an AOT engine, so everything
@@ -31,6 +36,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, List, Tuple, Union
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from nlseg.ops.omega import KernelParams
@@ -38,6 +45,12 @@ from nlseg.tensorrt import rules
 from nlseg.tensorrt.compat import import_tensorrt, triton_pin
 
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+# The scalar attributes' annotations: 1-element arrays of the types the ONNX parser delivers (FLOAT as float32,
+# INT as int32). A builtin ``float``/``int`` annotation makes TensorRT 10.x's creator call ``float(f.data)`` on that
+# array, which NumPy >= 2.4 refuses; arrays are created the same way by every release (``f.data.astype``), as in
+# NVIDIA's ONNX plugin sample (``pads: npt.NDArray[np.int32]``).
+Float32Attr = npt.NDArray[np.float32]
+Int32Attr = npt.NDArray[np.int32]
 
 
 def device_target() -> str:
@@ -142,7 +155,7 @@ def plugin_definitions(trt: ModuleType, trtp: ModuleType) -> PluginDefinitions:
 
     def describe(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
                  values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
-                 kernel: str, s: float, lam: float, n: int) -> trtp.TensorDesc:
+                 kernel: str, s: Float32Attr, lam: Float32Attr, n: Int32Attr) -> trtp.TensorDesc:
         rules.plugin_attributes(kernel, s, lam, n)
         inputs = (theta, phi, theta_sq, phi_sq, values, x, log2_scale)
         placeholder = any(e.is_fake for d in inputs for e in d.shape_expr)
@@ -156,7 +169,8 @@ def plugin_definitions(trt: ModuleType, trtp: ModuleType) -> PluginDefinitions:
 
     def aot_kernel(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
                    values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
-                   kernel: str, s: float, lam: float, n: int, outputs: Tuple[trtp.TensorDesc], tactic: int,
+                   kernel: str, s: Float32Attr, lam: Float32Attr, n: Int32Attr, outputs: Tuple[trtp.TensorDesc],
+                   tactic: int,
                    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         kernel_params = rules.plugin_attributes(kernel, s, lam, n)
         specs = [spec(d) for d in (theta, phi, theta_sq, phi_sq, values, x, log2_scale)]
