@@ -60,6 +60,17 @@ def device_target() -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _compiled(params: KernelParams, target: str, dtype: str, c_embed: int, c_value: int):
+    """The fused forward kernel of one configuration, compiled once per process."""
+    from nlseg.ops.fused.aot import compile_forward
+    from nlseg.ops.fused.spec import fused_spec
+    from nlseg.ops.reference import compute_dtype
+
+    torch_dtype = _TORCH_DTYPES[dtype]
+    spec = fused_spec(params, compute_dtype(torch_dtype))
+    return compile_forward(spec, target=target, dtype=torch_dtype, c_embed=c_embed, c_value=c_value)
+
+
 def plugin_kernel(params: KernelParams, target: str, dtype: str, c_embed: int, c_value: int,
                   scratch_params: int):
     """The :class:`~nlseg.ops.fused.aot.AotKernel` of one plugin configuration (compiled once per process).
@@ -71,13 +82,7 @@ def plugin_kernel(params: KernelParams, target: str, dtype: str, c_embed: int, c
     the ``scratch_params`` trailing pointers this TensorRT pairs with, or more than
     :data:`~nlseg.tensorrt.rules.MAX_SHARED_MEMORY`.
     """
-    from nlseg.ops.fused.aot import compile_forward
-    from nlseg.ops.fused.spec import fused_spec
-    from nlseg.ops.reference import compute_dtype
-
-    torch_dtype = _TORCH_DTYPES[dtype]
-    spec = fused_spec(params, compute_dtype(torch_dtype))
-    compiled = compile_forward(spec, target=target, dtype=torch_dtype, c_embed=c_embed, c_value=c_value)
+    compiled = _compiled(params, target, dtype, c_embed, c_value)
     what = f"{rules.PLUGIN_ID} ({params.kernel}, {dtype}, C'={c_embed}, C={c_value}, {target})"
     scratch = {"global": compiled.global_scratch_bytes, "profile": compiled.profile_scratch_bytes}
     if any(scratch.values()):
