@@ -144,15 +144,15 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
     """Build ``model`` (an nlseg plugin or portable graph) into ``out`` and write its JSON and TensorRT graph."""
     import torch
 
-    if not torch.cuda.is_available():
-        raise InputError("building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
-    if fused_nodes(model):
+    if fused_nodes(model):  # first: a (TensorRT, Triton) pair that cannot work is refused on any machine
         if importlib.util.find_spec("triton") is None:
             raise InputError("the PairwiseKernel plugin's kernel is compiled with Triton, which is not "
                              f"installed: pip install triton=={triton_pin(trt.__version__).triton}")
         import triton
 
         check_triton(trt.__version__, triton.__version__, "building the engine")
+    if not torch.cuda.is_available():
+        raise InputError("building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
     start = time.perf_counter()
     graph = tensorrt_graph(model, plan.plugin_dtype)
     if graph.plugin_nodes:
