@@ -19,6 +19,7 @@ import torch
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME, read_metadata
 from nlseg.onnx.ort_op import open_session
+from nlseg.precision import precision_of
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import describe_device
 from nlseg.runtime.timing import time_calls
@@ -68,7 +69,7 @@ class OrtBackend(Backend):
         self.weights = path
         self._gpu = device if "CUDAExecutionProvider" in self.providers else None
         self.device = str(self._gpu) if self._gpu is not None else "cpu"
-        self.precision = "fp16" if metadata.precision == "float16" else "fp32"
+        self.precision = precision_of(metadata.precision)
         self._input_dtype = np.float16 if self.precision == "fp16" else np.float32
         self._output = "labels" if "labels" in metadata.outputs else "logits"
         self.info = metadata.info()

@@ -11,12 +11,14 @@ from torch import nn
 from nlseg.checkpoint import load_model
 from nlseg.contract import ModelInfo, info_from_checkpoint
 from nlseg.errors import InputError
+from nlseg.precision import PRECISIONS as PRECISION_TYPES
+from nlseg.precision import torch_dtype
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.cuda_graph import CudaGraph
 from nlseg.runtime.device import describe_device
 from nlseg.runtime.timing import time_calls
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {precision: torch_dtype(dtype) for precision, dtype in PRECISION_TYPES.items()}
 
 
 class TorchBackend(Backend):

@@ -21,15 +21,13 @@ import torch
 
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME
+from nlseg.precision import torch_dtype
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.cuda_graph import CudaGraph
 from nlseg.runtime.timing import time_calls
 from nlseg.tensorrt.compat import import_tensorrt
 from nlseg.tensorrt.engine_meta import check_runtime, read_engine_metadata
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-                "int8": torch.int8, "uint8": torch.uint8, "int32": torch.int32, "int64": torch.int64,
-                "bool": torch.bool}
 
 
 @dataclass
@@ -92,10 +90,10 @@ class TensorRTBackend(Backend):
         """Set ``shape`` on ``context`` and give it new I/O tensors (their addresses set)."""
         if not context.set_input_shape(INPUT_NAME, shape):
             raise InputError(f"{self.weights}: TensorRT refused the input shape {shape}")
-        buffers = {INPUT_NAME: torch.empty(shape, dtype=TORCH_DTYPES[self._input.dtype], device=self._device)}
+        buffers = {INPUT_NAME: torch.empty(shape, dtype=torch_dtype(self._input.dtype), device=self._device)}
         for out in self.meta.outputs:
             dims = tuple(context.get_tensor_shape(out.name))
-            buffers[out.name] = torch.empty(dims, dtype=TORCH_DTYPES[out.dtype], device=self._device)
+            buffers[out.name] = torch.empty(dims, dtype=torch_dtype(out.dtype), device=self._device)
         for name, tensor in buffers.items():
             context.set_tensor_address(name, tensor.data_ptr())
         return buffers

@@ -29,14 +29,13 @@ import nlseg
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata
+from nlseg.precision import from_tensorrt
 from nlseg.tensorrt.compat import PrecisionPlan, check_triton, triton_pin
 from nlseg.tensorrt.engine_meta import EngineMetadata, PluginInfo, TensorInfo, engine_info, write_engine_metadata
 from nlseg.tensorrt.graph import fused_nodes, pinned_layer, tensor_types, tensorrt_graph
 from nlseg.tensorrt.rules import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from nlseg.tensorrt.shapes import ProfileShapes
 
-DTYPE_NAMES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
-               "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
 LOG_LEVELS = ("error", "warning", "info", "verbose")
 
 
@@ -71,7 +70,7 @@ def trt_logger(trt: ModuleType) -> Any:
 
 def dtype_name(dtype: Any) -> str:
     """'float32' for ``trt.float32`` and so on."""
-    return DTYPE_NAMES.get(dtype.name, dtype.name.lower())
+    return from_tensorrt(dtype.name)
 
 
 def network_flags(trt: ModuleType, plan: PrecisionPlan) -> int:

@@ -41,10 +41,10 @@ import numpy.typing as npt
 import torch
 
 from nlseg.ops.omega import KernelParams
+from nlseg.precision import torch_dtype
 from nlseg.tensorrt import rules
 from nlseg.tensorrt.compat import import_tensorrt, triton_pin
 
-_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 # The scalar attributes' annotations: 1-element arrays of the types the ONNX parser delivers (FLOAT as float32,
 # INT as int32). A builtin ``float``/``int`` annotation makes TensorRT 10.x's creator call ``float(f.data)`` on that
 # array, which NumPy >= 2.4 refuses; arrays are created the same way by every release (``f.data.astype``), as in
@@ -66,9 +66,9 @@ def _compiled(params: KernelParams, target: str, dtype: str, c_embed: int, c_val
     from nlseg.ops.fused.spec import fused_spec
     from nlseg.ops.reference import compute_dtype
 
-    torch_dtype = _TORCH_DTYPES[dtype]
-    spec = fused_spec(params, compute_dtype(torch_dtype))
-    return compile_forward(spec, target=target, dtype=torch_dtype, c_embed=c_embed, c_value=c_value)
+    data_type = torch_dtype(dtype)
+    spec = fused_spec(params, compute_dtype(data_type))
+    return compile_forward(spec, target=target, dtype=data_type, c_embed=c_embed, c_value=c_value)
 
 
 def plugin_kernel(params: KernelParams, target: str, dtype: str, c_embed: int, c_value: int,
