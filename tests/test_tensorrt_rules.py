@@ -29,11 +29,17 @@ def specs(dtype: str = "float32", n=7, m=5, b=2, ce=4, c=8) -> list[rules.Tensor
 
 
 def test_the_plugin_takes_the_aot_kernels_arguments_in_launch_order():
+    """One list of names (nlseg.ops.fused.spec) for the plugin and the AOT kernel, as long as the Triton kernel's
+    runtime parameters, which the AOT signature names in that order."""
     pytest.importorskip("triton")
-    from nlseg.ops.fused import aot
+    import inspect
 
-    assert rules.PLUGIN_INPUTS == aot.INPUTS
-    assert rules.PLUGIN_EXTRA_ARGS == aot.EXTRA_ARGS and rules.PLUGIN_OUTPUTS == aot.OUTPUTS
+    from nlseg.ops.fused import aot
+    from nlseg.ops.fused.kernels import pairwise_forward_kernel
+
+    names = rules.PLUGIN_INPUTS + rules.PLUGIN_EXTRA_ARGS + rules.PLUGIN_OUTPUTS
+    assert list(inspect.signature(pairwise_forward_kernel.fn).parameters)[:len(names)] == list(aot._KERNEL_ARGS)
+    assert len(aot._KERNEL_ARGS) == len(names)
     assert rules.PLUGIN_ID == "nlseg::PairwiseKernel" and rules.PLUGIN_VERSION == "1"
 
 

@@ -1,8 +1,8 @@
 """The TensorRT plugin ``nlseg::PairwiseKernel`` v1: its I/O contract as plain functions.
 
 The plugin runs the fused forward kernel (:func:`nlseg.ops.fused.aot.compile_pairwise_forward`)
-on that kernel's own inputs, in the kernel's launch order (tests check it against
-:data:`nlseg.ops.fused.aot.INPUTS`):
+on that kernel's own inputs, in the kernel's launch order (:data:`nlseg.ops.fused.spec.KERNEL_INPUTS`, which the
+AOT kernel reads too):
 
 | # | input      | shape     | type                      |
 |---|------------|-----------|---------------------------|
@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
 from nlseg.onnx.custom_op import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from nlseg.ops.fused.spec import KERNEL_EXTRA_ARGS, KERNEL_INPUTS, KERNEL_OUTPUTS
 from nlseg.ops.omega import DISTANCE_KERNELS, KernelParams
 
 PLUGIN_NAME = OP_TYPE
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
-PLUGIN_INPUTS: tuple[str, ...] = ("theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale")
-PLUGIN_EXTRA_ARGS: tuple[str, ...] = ("N", "M")  # int32 kernel arguments between the inputs and the output
-PLUGIN_OUTPUTS: tuple[str, ...] = ("out",)
+# The kernel's own argument lists (int32 extra arguments between the inputs and the output).
+PLUGIN_INPUTS, PLUGIN_EXTRA_ARGS, PLUGIN_OUTPUTS = KERNEL_INPUTS, KERNEL_EXTRA_ARGS, KERNEL_OUTPUTS
 DATA_INPUTS: tuple[int, ...] = (0, 1, 4, 5)  # in the plugin's data type T
 FLOAT32_INPUTS: tuple[int, ...] = (2, 3, 6)  # always float32 (the kernel's compute dtype)
 DATA_TYPES: tuple[str, ...] = ("float32", "float16")
