@@ -33,7 +33,8 @@ def test_onnxruntime_uses_the_cuda_provider_on_the_chosen_gpu(monkeypatch):
 
 def test_the_tensorrt_provider_only_when_asked_for(monkeypatch):
     monkeypatch.setattr(ort_backend.ort, "get_available_providers", lambda: ALL)
-    assert [p[0] if isinstance(p, tuple) else p for p in ort_backend.providers_for(torch.device("cuda", 0), True)] == ALL
+    chosen = ort_backend.providers_for(torch.device("cuda", 0), True)
+    assert [p[0] if isinstance(p, tuple) else p for p in chosen] == ALL
     monkeypatch.setattr(ort_backend.ort, "get_available_providers", lambda: ALL[1:])
     with pytest.raises(InputError, match="^tensorrt_provider: this onnxruntime has no TensorRT execution provider"):
         ort_backend.providers_for(torch.device("cuda", 0), True)
@@ -59,8 +60,8 @@ def test_the_int8_calibrator_reports_batch_size_1_for_explicit_batch_networks(tm
     assert calibrator.read_calibration_cache() is None
     calibrator.write_calibration_cache(b"scales")
     assert calibrator.read_calibration_cache() == b"scales"
-    wrong = make_calibrator(SimpleNamespace(IInt8EntropyCalibrator2=Base), iter([np.zeros((1, 3, 90, 160), np.float32)]),
-                            (4, 3, 90, 160), "image", None)
+    one_image = iter([np.zeros((1, 3, 90, 160), np.float32)])
+    wrong = make_calibrator(SimpleNamespace(IInt8EntropyCalibrator2=Base), one_image, (4, 3, 90, 160), "image", None)
     with pytest.raises(RuntimeError, match="calibration batch of shape \\(1, 3, 90, 160\\), the calibration profile"):
         wrong.get_batch(["image"])
 

@@ -87,8 +87,8 @@ def export_model(
         request = EngineRequest(half=half, int8=int8, calib_data=None if calib_data is None else Path(calib_data),
                                 min_shape=min_shape, opt_shape=opt_shape, max_shape=max_shape, workspace_mb=workspace,
                                 timing_cache=None if timing_cache is None else Path(timing_cache))
-        return _engine(source, target, onnx_input, ExportOptions("plugin", opset, dynamic, False, simplify, with_argmax),
-                       input_size, request, triton_repo, dataset)
+        graph = ExportOptions("plugin", opset, dynamic, False, simplify, with_argmax)  # half: the engine's (request)
+        return _engine(source, target, onnx_input, graph, input_size, request, triton_repo, dataset)
     model = _sized(source if isinstance(source, SourceModel) else from_checkpoint(source), input_size)
     options = ExportOptions("plugin" if plugin else "portable", opset, dynamic, half, simplify, with_argmax)
     result = export_onnx(model, target, options, dataset=dataset)
