@@ -1,6 +1,7 @@
 """NVIDIA's ``tensorrt.plugin`` framework from the real bindings wheel, driven the way TensorRT drives it.
 
-The ``tensorrt-cu12-bindings`` wheel (PyPI, in the ``[dev]`` extra) ships ``tensorrt_bindings/plugin/``:
+The ``tensorrt-cu12-bindings`` wheels (PyPI; one release per folder, tests/tensorrt_releases.py) ship
+``tensorrt_bindings/plugin/``:
 NVIDIA's pure-Python quickly-deployable-plugin framework (``_validate.py`` checks the decorated
 functions, ``_lib.py`` defines the plugin creator, ``_plugin_class.py`` the plugin TensorRT calls,
 ``_tensor.py`` the symbolic shapes). Its native ``tensorrt.so`` needs libnvinfer and cannot load
@@ -25,10 +26,10 @@ shape expressions for output shapes, the autotune expansion, and ``get_launch_pa
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import importlib.util
 import operator
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +39,6 @@ import numpy as np
 import onnx
 
 BINDINGS = "tensorrt-cu12-bindings"
-SKIP_REASON = f"needs NVIDIA's tensorrt.plugin framework from the {BINDINGS} wheel (pip install -e '.[dev]')"
 
 
 def plugin_package_dir() -> Path | None:
@@ -241,16 +241,11 @@ class Framework:
                                                       submodule_search_locations=[str(plugin_dir)])
         self.trtp = importlib.util.module_from_spec(spec)
         self.trt.plugin = self.trtp
-        with _modules({"tensorrt": self.trt, "tensorrt.plugin": self.trtp}):
+        with _modules({"tensorrt": self.trt, "tensorrt.plugin": self.trtp}), warnings.catch_warnings():
+            for category in (DeprecationWarning, SyntaxWarning):  # NVIDIA's docstrings: "invalid escape sequence"
+                warnings.filterwarnings("ignore", "invalid escape sequence", category)
             spec.loader.exec_module(self.trtp)
             self._entries = {k: v for k, v in sys.modules.items() if k == "tensorrt" or k.startswith("tensorrt.")}
-
-    @classmethod
-    def load(cls) -> "Framework":
-        directory = plugin_package_dir()
-        if directory is None:
-            raise RuntimeError(SKIP_REASON)
-        return cls(directory, importlib.metadata.version(BINDINGS))
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[ModuleType]:

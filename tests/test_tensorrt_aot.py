@@ -14,6 +14,8 @@ import json
 
 import pytest
 
+from nlseg.tensorrt import compat
+
 pytest.importorskip("triton", reason="the plugin's kernel is the fused Triton kernel (pip install 'nlseg[dev]')")
 
 from tests.test_triton_compiled import run_uninterpreted  # noqa: E402
@@ -59,6 +61,7 @@ def test_no_scratch_memory_and_the_parameter_count_matches_this_tensorrt(report)
     assert report["cached"], "aot_impl runs once per type combination; the compilation must be reused"
     trailing = report["params"] - 10
     assert trailing in (0, 2), "7 inputs, N, M, the output, then Triton's scratch pointers"
+    assert compat.triton_scratch_params(report["triton"]) in (None, trailing), "compat.TRITON_SCRATCH_PARAMS is wrong"
     verdicts = {0: report["pre_10_16"], 2: report["post_10_16"]}
     assert verdicts[trailing] == "accepted"
     refused = verdicts[2 - trailing]

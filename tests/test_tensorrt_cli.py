@@ -114,12 +114,12 @@ def test_engine_export_chooses_the_graph_precision_per_tensorrt_version(captured
     request = EngineRequest(half=half, max_shape=(2, 3, 180, 320), workspace_mb=512)
     assert export_engine(SimpleNamespace(__version__=version), tmp_path / "m.engine", request,
                          source=tiny_source()) == "built"
-    (_, model, metadata, out, plan, options), = captured_build
+    (_, model, metadata, out, plan, options, shapes), = captured_build
     assert metadata.graph == "plugin" and metadata.precision == ("float16" if onnx_half else "float32")
     assert sum(n.op_type == "PairwiseKernel" for n in model.graph.node) == 6
     assert plan.onnx_half == onnx_half and plan.builder_flags == flags and out == tmp_path / "m.engine"
-    assert options.profile.max == (2, 3, 180, 320) and options.profile.opt == (1, 3, 90, 160)
-    assert options.workspace_mb == 512
+    assert shapes.max == (2, 3, 180, 320) and shapes.opt == (1, 3, 90, 160)
+    assert options is request, "the builder gets the caller's engine options, one type throughout"
 
 
 def test_engine_from_an_onnx_export_keeps_its_graph(captured_build, capsys, tmp_path):
@@ -136,7 +136,7 @@ def test_engine_from_an_onnx_export_keeps_its_graph(captured_build, capsys, tmp_
                       onnx_path=onnx_path)
     export_engine(SimpleNamespace(__version__="10.9.0"), tmp_path / "m.engine", EngineRequest(half=True),
                   onnx_path=onnx_path)
-    (_, model, metadata, _, plan, _), = captured_build
+    (_, model, metadata, _, plan, _, _), = captured_build
     assert metadata.precision == "float32" and plan.precision == "fp16" and not plan.strongly_typed
     with pytest.raises(InputError, match="^workspace: need at least 1 MiB"):
         export_engine(SimpleNamespace(__version__="10.9.0"), tmp_path / "m.engine", EngineRequest(workspace_mb=0),

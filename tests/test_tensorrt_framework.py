@@ -17,17 +17,31 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.tensorrt_framework import (SKIP_REASON, Framework, plugin_dtypes, plugin_node, plugin_package_dir,
-                                      plugin_shapes)
+from nlseg.tensorrt import rules
+from nlseg.tensorrt.compat import triton_pin
+from tests.tensorrt_framework import Framework, plugin_dtypes, plugin_node, plugin_shapes
+from tests.tensorrt_releases import RELEASES, release_plugin_dir
 
-pytestmark = pytest.mark.skipif(plugin_package_dir() is None, reason=SKIP_REASON)
 RANKS = [3, 3, 2, 2, 3, 3, 1]
 KERNELS = ["frac", "invfrac", "log"]
 
 
+@pytest.fixture(params=RELEASES, scope="module")
+def release(request) -> str:
+    """Each TensorRT release of the matrix (tests/tensorrt_releases.py); skipped where it cannot be fetched."""
+    found = release_plugin_dir(request.param)
+    if isinstance(found, str):
+        pytest.skip(found)
+    return request.param
+
+
+def load(release: str) -> Framework:
+    return Framework(release_plugin_dir(release), release)
+
+
 @pytest.fixture
-def framework() -> Framework:
-    fw = Framework.load()
+def framework(release) -> Framework:
+    fw = load(release)
     fw.register_nlseg()
     return fw
 
@@ -36,7 +50,7 @@ def test_registration_passes_nvidias_validators(framework):
     framework.register_nlseg()  # again: reuses the definition
     creator = framework.creator()
     assert [(f.name, f.type.name) for f in creator.field_names] == [
-        ("kernel", "CHAR"), ("s", "FLOAT64"), ("lam", "FLOAT64"), ("n", "INT64")]
+        ("kernel", "CHAR"), ("s", "FLOAT32"), ("lam", "FLOAT32"), ("n", "INT32")]
     definition = framework.trtp.op.nlseg.PairwiseKernel
     assert definition.input_tensor_names == ["theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale"]
     assert definition.aot_impl_attr_names == ["kernel", "s", "lam", "n"] and definition.impl_func is None
@@ -61,8 +75,8 @@ def test_nvidias_validator_refuses_what_the_old_plugin_declared(framework):
         trtp.register("nlseg::PairwiseKernel")(framework.trtp.op.nlseg.PairwiseKernel.register_func)
 
 
-def test_a_failed_registration_can_be_retried():
-    fw = Framework.load()
+def test_a_failed_registration_can_be_retried(release):
+    fw = load(release)
     real = fw.trtp.aot_impl
 
     def failing(plugin_id):
@@ -78,8 +92,8 @@ def test_a_failed_registration_can_be_retried():
     assert len(fw.trt.get_plugin_registry().creators) == 1
 
 
-def test_a_foreign_definition_is_refused():
-    fw = Framework.load()
+def test_a_foreign_definition_is_refused(release):
+    fw = load(release)
     trtp = fw.trtp
 
     def other(theta: trtp.TensorDesc, kernel: str) -> trtp.TensorDesc:
@@ -95,7 +109,10 @@ def test_the_parser_delivers_the_attributes_as_onnx_tensorrt_copies_them(framewo
     plugin = framework.create_plugin(plugin_node(kernel, s=0.25 if kernel == "invfrac" else 0.5, lam=0.1))
     assert type(plugin).__name__ == "_TemplateAOTPlugin", "aot=1 asks for the AOT implementation"
     assert plugin.attrs["kernel"] == f"{kernel}\0"
-    assert plugin.attrs["lam"] == float(np.float32(0.1)) != 0.1 and plugin.attrs["n"] == 2
+    assert [(plugin.attrs[k].dtype.name, plugin.attrs[k].shape) for k in ("s", "lam", "n")] == [
+        ("float32", (1,)), ("float32", (1,)), ("int32", (1,))]
+    params = rules.plugin_attributes(**plugin.attrs)
+    assert params.kernel == kernel and params.n == 2 and params.lam == float(np.float32(0.1)) != 0.1
 
 
 @pytest.mark.parametrize("dtype,expected", [("float32", "FLOAT"), ("float16", "HALF")])
@@ -160,43 +177,76 @@ SIZES = {"B": 3, "N": 1000, "M": 333}
 
 AOT_SCRIPT = r"""
 import json, sys
+from pathlib import Path
 import nlseg.tensorrt.plugin as plugin
 from nlseg.ops.fused.ptxas import assemble
+from nlseg.ops.omega import KernelParams
 from tests.tensorrt_framework import Framework, plugin_dtypes, plugin_node, plugin_shapes
 
-configs, sizes = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-fw = Framework.load()
-fw.register_nlseg()
-out = []
-for kernel, dtype, target, c_embed, c_value in configs:
-    plugin.device_target = lambda: target  # the GPU TensorRT would build for
-    node = plugin_node(kernel, s=0.25 if kernel == "invfrac" else 0.5)
-    with fw.installed():
-        launch = fw.launch(fw.create_plugin(node), plugin_dtypes(dtype), plugin_shapes(c_embed=c_embed, c_value=c_value),
-                           dtype, sizes)
-    report = assemble(launch.ptx, launch.name)
-    out.append(dict(name=launch.name, grid=launch.grid, block=launch.block, shared=launch.shared_mem,
-                    extra=launch.extra_args, extra_types=launch.extra_arg_types, tactics=launch.tactics,
-                    gpu=report.gpu, registers=report.registers, spills=report.spills, static_shared=report.static_shared,
-                    entry_found=f".entry {launch.name}(" in launch.ptx, f16=".f16" in launch.ptx))
+releases, configs, sizes = (json.loads(a) for a in sys.argv[1:4])
+out = {}
+for version, directory in releases.items():
+    fw = Framework(Path(directory), version)
+    fw.register_nlseg()
+    for kernel, dtype, target, c_embed, c_value in configs:
+        plugin.device_target = lambda: target  # the GPU TensorRT would build for
+        s = 0.25 if kernel == "invfrac" else 0.5
+        node = plugin_node(kernel, s=s)
+        compiled = plugin._compiled(KernelParams(kernel, s, 0.1, 2), target, dtype, c_embed, c_value)
+        entry = dict(params=compiled.ptx_params)
+        try:
+            with fw.installed():
+                launch = fw.launch(fw.create_plugin(node), plugin_dtypes(dtype),
+                                   plugin_shapes(c_embed=c_embed, c_value=c_value), dtype, sizes)
+        except Exception as exc:  # what TensorRT would get from aot_impl
+            entry["refused"] = f"{type(exc).__name__}: {exc}"
+        else:
+            report = assemble(launch.ptx, launch.name)
+            entry.update(name=launch.name, grid=launch.grid, block=launch.block, shared=launch.shared_mem,
+                         extra=launch.extra_args, extra_types=launch.extra_arg_types, tactics=launch.tactics,
+                         gpu=report.gpu, registers=report.registers, spills=report.spills,
+                         static_shared=report.static_shared, entry_found=f".entry {launch.name}(" in launch.ptx,
+                         f16=".f16" in launch.ptx)
+        out["/".join([version, kernel, dtype, target, str(c_embed), str(c_value)])] = entry
 print(json.dumps(out))
 """
 
 
+def _key(version: str, config: tuple) -> str:
+    return "/".join([version, *map(str, config)])
+
+
 @pytest.fixture(scope="module")
 def aot_launches() -> dict:
+    """Every configuration through the framework of every release that can be fetched, in one fresh process."""
     pytest.importorskip("triton", reason="the plugin's kernel is the fused Triton kernel (pip install 'nlseg[dev]')")
     from tests.test_triton_compiled import run_uninterpreted
 
-    result = run_uninterpreted(["-c", AOT_SCRIPT, json.dumps(AOT_CONFIGS), json.dumps(SIZES)], timeout=540)
+    found = {v: release_plugin_dir(v) for v in RELEASES}
+    releases = {v: str(d) for v, d in found.items() if not isinstance(d, str)}
+    if not releases:
+        pytest.skip(next(iter(found.values())))
+    args = [json.dumps(releases), json.dumps(AOT_CONFIGS), json.dumps(SIZES)]
+    result = run_uninterpreted(["-c", AOT_SCRIPT, *args], timeout=540)
     assert result.returncode == 0, result.stderr[-4000:]
-    return dict(zip(map(tuple, AOT_CONFIGS), json.loads(result.stdout.strip().splitlines()[-1])))
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("config", AOT_CONFIGS, ids=lambda c: "-".join(map(str, c)))
-def test_aot_impl_gives_tensorrt_a_kernel_it_can_launch(aot_launches, config):
+@pytest.mark.parametrize("version", RELEASES)
+def test_aot_impl_gives_tensorrt_a_kernel_it_can_launch(aot_launches, version, config):
+    """The kernel and launch TensorRT gets, or, where this Triton's kernel has another parameter list than that
+    release passes (10.9-10.15: 10; 10.16 on: 10 + 2 scratch pointers), aot_impl's refusal."""
+    if _key(version, config) not in aot_launches:
+        pytest.skip(release_plugin_dir(version))
     kernel, dtype, target, c_embed, c_value = config
-    launch = aot_launches[config]
+    launch = aot_launches[_key(version, config)]
+    passed = 10 + triton_pin(version).scratch_params
+    if launch["params"] != passed:
+        assert launch["refused"].startswith("RuntimeError: ")
+        assert f"the kernel has {launch['params']} parameters, TensorRT passes 10 + {passed - 10}" in launch["refused"]
+        return
+    assert "refused" not in launch, launch.get("refused")
     from nlseg.ops.fused.spec import forward_tiles
 
     import torch

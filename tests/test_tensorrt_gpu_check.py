@@ -60,17 +60,62 @@ def test_steps_past_the_budget_are_skipped_not_run(tmp_path):
     assert step.status == 3 and (tmp_path / "fails.log").read_text().endswith("x\n")
 
 
-def test_verdict_needs_every_build_parity_and_step():
-    steps = [gpu_check.Step("a", 0), gpu_check.Step("b", None, skipped="time")]
-    good = {"engines": {"fp32": {"built": True}, "fp16": {"built": True}},
-            "parity": {"fp32": {"passed": True}, "fp16": {"passed": True}}}
-    assert gpu_check.verdict(good, steps)
-    assert not gpu_check.verdict({**good, "engines": {"fp32": {"built": False}}}, steps)
-    assert not gpu_check.verdict({**good, "parity": {"fp16": {"passed": False}}}, steps)
-    assert not gpu_check.verdict({**good, "parity": {"error": ["Traceback"]}}, steps)
-    assert not gpu_check.verdict(good, [*steps, gpu_check.Step("c", 1)])
-    no_trt = {"engines": {"skipped": "no TensorRT"}, "parity": {}}
-    assert gpu_check.verdict(no_trt, steps)
+def engine(model: str, kernel: str, plugin_layers: int, built: bool = True) -> dict:
+    return {"model": model, "kernel": kernel, "precision": "fp32", "built": built, "plugin_layers": plugin_layers}
+
+
+GOOD = {"engines": {"frac_fp32": engine("frac", "frac", 6), "log_fp32": engine("log", "log", 6),
+                    "bundled_fp32": engine("bundled", "dot", 0)},
+        "parity": {"frac_fp32": {"passed": True}, "log_fp32": {"passed": True}, "bundled_fp32": {"passed": True}},
+        "cuda_graph": {"passed": True}, "int8": {"passed": True, "argmax_agreement": 0.991}}
+STEPS = [gpu_check.Step("a", 0), gpu_check.Step("b", None, skipped="time")]
+
+
+def test_verdict_passes_a_report_where_every_check_passed():
+    assert gpu_check.verdict(GOOD, STEPS)
+    assert gpu_check.verdict({**GOOD, "int8": {"skipped": "TensorRT 11.4.0.106 removed INT8 calibration"}}, STEPS)
+    no_trt = {"engines": {"skipped": "no TensorRT"}, "parity": {}, "cuda_graph": {"passed": True}, "int8": None}
+    assert gpu_check.verdict(no_trt, STEPS)
+
+
+def test_verdict_fails_without_plugin_layers():
+    """The engines of the bundled weights alone (𝓛 lowered to standard layers) do not test the plugin."""
+    only_bundled = {**GOOD, "engines": {"bundled_fp32": engine("bundled", "dot", 0)},
+                    "parity": {"bundled_fp32": {"passed": True}}}
+    assert not gpu_check.verdict(only_bundled, STEPS)
+    lowered = {**GOOD, "engines": {**GOOD["engines"], "frac_fp32": engine("frac", "frac", 0)}}
+    assert not gpu_check.verdict(lowered, STEPS), "a distance-kernel engine without its plugin layers"
+
+
+@pytest.mark.parametrize("change", [
+    {"parity": {**GOOD["parity"], "frac_fp32": {"passed": False}}},
+    {"parity": {k: v for k, v in GOOD["parity"].items() if k != "log_fp32"}},  # an engine without a parity result
+    {"parity": {"error": ["Traceback"]}},
+    {"parity": {}},
+    {"engines": {**GOOD["engines"], "log_fp32": engine("log", "log", 0, built=False)}},
+    {"engines": {}},
+    {"cuda_graph": {"passed": False}},
+    {"cuda_graph": {"name": "fused_cuda_graph", "status": None, "skipped": "time", "error": []}},
+    {"int8": {"passed": False, "argmax_agreement": 0.93}},
+    {"int8": {"built": False, "error": ["calibration failed"]}},
+], ids=["parity-failed", "parity-missing", "parity-error", "no-parity", "not-built", "no-engines", "graph-mismatch",
+        "graph-not-run", "int8-disagrees", "int8-not-built"])
+def test_verdict_fails_on_a_failed_or_missing_check(change):
+    assert not gpu_check.verdict({**GOOD, **change}, STEPS)
+
+
+def test_verdict_fails_when_a_step_failed():
+    assert not gpu_check.verdict(GOOD, [*STEPS, gpu_check.Step("c", 1)])
+
+
+def test_argmax_agreement_over_batches():
+    import numpy as np
+
+    a = np.zeros((1, 3, 2, 2), np.float32)
+    a[0, 1] = 1.0  # class 1 everywhere
+    b = a.copy()
+    b[0, 2, 0, 0] = 5.0  # one pixel of four differs
+    assert gpu_check.agreement([a, a], [a, b]) == pytest.approx(0.875)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +153,13 @@ def test_parity_through_polygraphys_comparator(graphs):
                              feeds, "fp16")
     assert not other["passed"] and not other["within_tolerance"] and other["relative"] > 1e-2
     json.dumps([same, other])
+
+
+def test_int8_frames_calibrate_and_compare_on_different_frames_of_the_sample_clip(tmp_path):
+    calib, held_out = gpu_check.sample_frames(tmp_path)
+    calib_names = {p.name for p in calib.iterdir()}
+    held_names = {p.name for p in held_out.iterdir()}
+    assert len(calib_names) >= 32 and len(held_names) >= 16 and not calib_names & held_names  # 120 frames: 40, 20
+    from nlseg.contract import read_image
+
+    assert read_image(next(held_out.iterdir())).shape == (360, 640, 3)

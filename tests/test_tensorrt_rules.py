@@ -29,11 +29,17 @@ def specs(dtype: str = "float32", n=7, m=5, b=2, ce=4, c=8) -> list[rules.Tensor
 
 
 def test_the_plugin_takes_the_aot_kernels_arguments_in_launch_order():
+    """One list of names (nlseg.ops.fused.spec) for the plugin and the AOT kernel, as long as the Triton kernel's
+    runtime parameters, which the AOT signature names in that order."""
     pytest.importorskip("triton")
-    from nlseg.ops.fused import aot
+    import inspect
 
-    assert rules.PLUGIN_INPUTS == aot.INPUTS
-    assert rules.PLUGIN_EXTRA_ARGS == aot.EXTRA_ARGS and rules.PLUGIN_OUTPUTS == aot.OUTPUTS
+    from nlseg.ops.fused import aot
+    from nlseg.ops.fused.kernels import pairwise_forward_kernel
+
+    names = rules.PLUGIN_INPUTS + rules.PLUGIN_EXTRA_ARGS + rules.PLUGIN_OUTPUTS
+    assert list(inspect.signature(pairwise_forward_kernel.fn).parameters)[:len(names)] == list(aot._KERNEL_ARGS)
+    assert len(aot._KERNEL_ARGS) == len(names)
     assert rules.PLUGIN_ID == "nlseg::PairwiseKernel" and rules.PLUGIN_VERSION == "1"
 
 
@@ -78,7 +84,16 @@ def test_attributes_as_the_parser_delivers_them(raw, name):
     assert rules.plugin_attributes(raw, 0.25, lam, 2) == KernelParams(name, 0.25, lam, 2)
 
 
+def test_scalar_attributes_arrive_as_one_element_arrays():
+    """The plugin declares s, lam, n as arrays (the form every tensorrt.plugin release creates); read as one value."""
+    lam = np.array([0.1], np.float32)
+    got = rules.plugin_attributes("log\0", np.array([0.5], np.float32), lam, np.array([3], np.int32))
+    assert got == KernelParams("log", 0.5, float(lam[0]), 3) and type(got.n) is int
+
+
 @pytest.mark.parametrize("args,message", [
+    (("frac", np.array([0.5, 0.25], np.float32), 0.1, 2), "attribute s must be one value"),
+    (("frac", 0.5, 0.1, np.array([], np.int32)), "attribute n must be one value"),
     (("gaussian\0", 0.5, 0.1, 2), "computes frac, invfrac, log, not 'gaussian'"),
     (("fr\0ac", 0.5, 0.1, 2), "not 'fr\\\\x00ac'"),  # only trailing NULs are a terminator
     (("frac", 1.5, 0.1, 2), "needs 0 < s < 1"),
@@ -89,21 +104,23 @@ def test_bad_attributes_are_refused(args, message):
 
 
 def test_triton_pins_follow_nvidias_aot_sample():
-    assert compat.triton_pin("10.9.0.34") == compat.TritonPin((10, 9), "3.2.0", 0)
-    assert compat.triton_pin("10.15.1") == compat.TritonPin((10, 9), "3.2.0", 0)
-    assert compat.triton_pin("10.16.0") == compat.TritonPin((10, 16), "3.5.0", 2)
+    assert compat.triton_pin("10.9.0.34") == compat.TritonPin((10, 9), "3.2.0", 0, "2.6")
+    assert compat.triton_pin("10.15.1") == compat.TritonPin((10, 9), "3.2.0", 0, "2.6")
+    assert compat.triton_pin("10.16.0") == compat.TritonPin((10, 16), "3.5.0", 2, "2.9")
     assert compat.triton_pin("11.4.0.106").triton == "3.5.0"
 
 
 def test_an_unpinned_triton_is_refused_unless_asked_for(monkeypatch, capsys):
+    """Another Triton whose kernel has the parameter list this TensorRT passes (or one not compiled here)."""
     monkeypatch.delenv(compat.UNPINNED_ENV, raising=False)
     compat.check_triton("11.1.0", "3.5.0", "--trt")
-    with pytest.raises(InputError, match=r"--trt: TensorRT 10\.13\.3 builds .* Triton 3\.2\.0 .* has Triton 3\.9\.0: "
-                                         r"pip install triton==3\.2\.0 .*NLSEG_TRITON_UNPINNED=1"):
-        compat.check_triton("10.13.3", "3.9.0", "--trt")
+    with pytest.raises(InputError, match=r"--trt: TensorRT 10\.16\.1 builds .* Triton 3\.5\.0 .* has Triton 3\.9\.0: "
+                                         r"pip install triton==3\.5\.0 \(torch 2\.9 .*NLSEG_TRITON_UNPINNED=1"):
+        compat.check_triton("10.16.1", "3.9.0", "--trt")
     monkeypatch.setenv(compat.UNPINNED_ENV, "1")
-    compat.check_triton("10.13.3", "3.9.0", "--trt")
-    assert "building anyway" in capsys.readouterr().err
+    compat.check_triton("10.16.1", "3.9.0", "--trt")
+    compat.check_triton("10.13.3", "3.3.1", "--trt")  # no count for 3.3: plugin_kernel checks what it compiles
+    assert capsys.readouterr().err.count("building anyway") == 2
 
 
 def test_type_combinations_switch_data_inputs_and_output_together():

@@ -62,10 +62,10 @@ def export_model(
     """
     if format not in FORMATS:
         raise InputError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", param="format")
-    engine_options = {"int8": int8, "calib_data": calib_data, "min_shape": min_shape, "opt_shape": opt_shape,
-                      "max_shape": max_shape, "workspace": workspace, "timing_cache": timing_cache}
+    engine_only = {"int8": int8, "calib_data": calib_data, "min_shape": min_shape, "opt_shape": opt_shape,
+                   "max_shape": max_shape, "workspace": workspace, "timing_cache": timing_cache}
     if format == "onnx":
-        given = [name for name, value in engine_options.items() if value not in (None, False)]
+        given = [name for name, value in engine_only.items() if value not in (None, False)]
         if given:
             raise InputError("applies to TensorRT engines only (format 'engine'; nlseg export --trt)", param=given[0])
     target = writable_file(out if out is not None else f"model.{format}", SUFFIXES[format])
@@ -73,9 +73,22 @@ def export_model(
     if onnx_input and format != "engine":
         raise InputError(f"{source}: already an ONNX export; build it into an engine (format 'engine')")
     if format == "engine":
-        return _engine(source, target, onnx_input, ExportOptions("plugin" if plugin else "portable", opset, dynamic,
-                                                                 half, simplify, with_argmax),
-                       input_size, engine_options, half, triton_repo, dataset)
+        from nlseg.tensorrt.export import EngineRequest
+
+        if onnx_input:  # its graph is built as it is: what would shape another export is refused, not ignored
+            repository = triton_repo is not None  # whose portable graph takes the opset and simplification
+            export_only = {"opset": opset != DEFAULT_OPSET and not repository, "dynamic": dynamic is not None,
+                           "simplify": simplify and not repository, "with_argmax": with_argmax, "plugin": plugin,
+                           "input_size": input_size is not None, "dataset": dataset is not None}
+            given = [name for name, value in export_only.items() if value]
+            if given:
+                raise InputError(f"shapes the ONNX export of a checkpoint, but {source} is already one (its graph is "
+                                 "built as it is)", param=given[0])
+        request = EngineRequest(half=half, int8=int8, calib_data=None if calib_data is None else Path(calib_data),
+                                min_shape=min_shape, opt_shape=opt_shape, max_shape=max_shape, workspace_mb=workspace,
+                                timing_cache=None if timing_cache is None else Path(timing_cache))
+        graph = ExportOptions("plugin", opset, dynamic, False, simplify, with_argmax)  # half: the engine's (request)
+        return _engine(source, target, onnx_input, graph, input_size, request, triton_repo, dataset)
     model = _sized(source if isinstance(source, SourceModel) else from_checkpoint(source), input_size)
     options = ExportOptions("plugin" if plugin else "portable", opset, dynamic, half, simplify, with_argmax)
     result = export_onnx(model, target, options, dataset=dataset)
@@ -98,19 +111,12 @@ def _sized(source: SourceModel, input_size: tuple[int, int] | None) -> SourceMod
 
 
 def _engine(source: SourceModel | str | os.PathLike, out: Path, onnx_input: bool, options: ExportOptions,
-            input_size: tuple[int, int] | None, engine_options: dict, half: bool,
-            triton_repo: str | os.PathLike | None, dataset: str | None) -> Exported:
+            input_size: tuple[int, int] | None, request, triton_repo: str | os.PathLike | None,
+            dataset: str | None) -> Exported:
     from nlseg.tensorrt.compat import import_tensorrt
-    from nlseg.tensorrt.export import EngineRequest, export_engine
+    from nlseg.tensorrt.export import export_engine
 
     trt = import_tensorrt("format 'engine'")
-    if engine_options["calib_data"] is not None and not engine_options["int8"]:
-        raise InputError("calibration data is for int8 engines", param="calib_data")
-    request = EngineRequest(half=half, int8=engine_options["int8"],
-                            calib_data=None if engine_options["calib_data"] is None else Path(engine_options["calib_data"]),
-                            min_shape=engine_options["min_shape"], opt_shape=engine_options["opt_shape"],
-                            max_shape=engine_options["max_shape"], workspace_mb=engine_options["workspace"],
-                            timing_cache=None if engine_options["timing_cache"] is None else Path(engine_options["timing_cache"]))
     min_batch = (request.min_shape or request.opt_shape or (1,))[0]
     if triton_repo is not None and min_batch > 1:  # the batch axis is dynamic, or the profile would be refused
         raise InputError(f"the Triton repository's batched model gets batches from 1 up, but the engine's profile "

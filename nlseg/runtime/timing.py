@@ -1,11 +1,15 @@
-"""Per-stage latency records for the pipeline's summary."""
+"""Latency: the one timing loop of every backend's ``time_forward``, its statistics, and the pipeline's
+per-stage records."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
+from typing import Callable
 
 import numpy as np
+import torch
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
@@ -50,3 +54,29 @@ def latency_stats(times_ms: list[float], batch: int) -> dict[str, float]:
     }
     stats["throughput"] = batch * 1e3 / stats["mean_ms"]
     return {k: round(v, 4) for k, v in stats.items()}
+
+
+def time_calls(run: Callable[[], object], warmup: int, iters: int,
+               stream: torch.cuda.Stream | None = None) -> list[float]:
+    """Milliseconds of each of ``iters`` calls of ``run`` after ``warmup`` untimed ones.
+
+    With ``stream``: device time, between CUDA events recorded on ``stream`` before and after each
+    call (``run`` must enqueue its work there; the input is already on the device). Without: wall
+    clock (CPU backends).
+    """
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(iters):
+        if stream is None:
+            t0 = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - t0) * 1e3)
+            continue
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        run()
+        end.record(stream)
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return times

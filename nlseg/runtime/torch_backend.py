@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +11,14 @@ from torch import nn
 from nlseg.checkpoint import load_model
 from nlseg.contract import ModelInfo, info_from_checkpoint
 from nlseg.errors import InputError
+from nlseg.precision import PRECISIONS as PRECISION_TYPES
+from nlseg.precision import torch_dtype
 from nlseg.runtime.backend import Backend
+from nlseg.runtime.cuda_graph import CudaGraph
 from nlseg.runtime.device import describe_device
+from nlseg.runtime.timing import time_calls
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class _CudaGraph:
-    """A captured forward pass for one input shape (static input and output buffers)."""
-
-    def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
-        self.input = example.clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                model(self.input)
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.output = model(self.input)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.input.copy_(x)
-        self.graph.replay()
-        return self.output
+PRECISIONS = {precision: torch_dtype(dtype) for precision, dtype in PRECISION_TYPES.items()}
 
 
 class TorchBackend(Backend):
@@ -68,7 +50,7 @@ class TorchBackend(Backend):
         # channels-last: faster convolutions (oneDNN, tensor cores) and a contiguous argmax over classes
         self.model = model.eval().to(device=device, dtype=self._dtype, memory_format=torch.channels_last)
         self._use_graph = cuda_graph
-        self._graphs: dict[tuple[int, ...], _CudaGraph] = {}
+        self._graphs: dict[tuple[int, ...], tuple[torch.Tensor, CudaGraph[torch.Tensor]]] = {}
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: torch.device, precision: str = "fp32", cuda_graph: bool = False) -> "TorchBackend":
@@ -84,9 +66,12 @@ class TorchBackend(Backend):
         if not self._use_graph:
             return self.model(x)
         key = tuple(x.shape)
-        if key not in self._graphs:
-            self._graphs[key] = _CudaGraph(self.model, x)
-        return self._graphs[key](x)
+        if key not in self._graphs:  # one graph per input shape, on a static input of that shape
+            static = x.clone()
+            self._graphs[key] = static, CudaGraph(lambda: self.model(static), self._torch_device, warmup=3)
+        static, graph = self._graphs[key]
+        static.copy_(x)
+        return graph.replay()
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -103,24 +88,12 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def time_forward(self, shape: tuple[int, int, int, int], warmup: int, iters: int) -> list[float]:
+        """Milliseconds per forward pass: CUDA events on the device's current stream, wall clock on the CPU."""
         x = torch.randn(shape, device=self._torch_device, dtype=self._dtype).contiguous(memory_format=torch.channels_last)
-        for _ in range(warmup):
-            self._forward(x)
-        times = []
-        cuda = self._torch_device.type == "cuda"
-        for _ in range(iters):
-            if cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                self._forward(x)
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                self._forward(x)
-                times.append((time.perf_counter() - t0) * 1e3)
-        return times
+        if self._torch_device.type != "cuda":
+            return time_calls(lambda: self._forward(x), warmup, iters)
+        with torch.cuda.device(self._torch_device):
+            return time_calls(lambda: self._forward(x), warmup, iters, torch.cuda.current_stream(self._torch_device))
 
     def device_name(self) -> str:
         return describe_device(self._torch_device)

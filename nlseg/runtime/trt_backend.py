@@ -2,7 +2,9 @@
 
 Runs through ``IExecutionContext.execute_async_v3`` on a PyTorch CUDA stream with PyTorch
 tensors as the I/O buffers (``set_tensor_address``), times with CUDA events, and can capture
-one CUDA graph per input shape (``--cuda-graph``). The engine's plugin kernels are embedded
+one CUDA graph per input shape (``--cuda-graph``), each on its own execution context, whose input
+shape and tensor addresses are set once, before the capture (a graph replays exactly the enqueue it
+captured, so the context it captured must not be rebound to another shape). The engine's plugin kernels are embedded
 (ahead-of-time), so nothing is registered before deserializing. Labels come from the graph's
 ``labels`` output when it has one, else the argmax of ``logits`` on the GPU; :meth:`TensorRTBackend.logits`
 copies ``logits`` back as float32.
@@ -10,6 +12,7 @@ copies ``logits`` back as float32.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +21,28 @@ import torch
 
 from nlseg.errors import InputError
 from nlseg.onnx.metadata import INPUT_NAME
+from nlseg.precision import torch_dtype
 from nlseg.runtime.backend import Backend
+from nlseg.runtime.cuda_graph import CudaGraph
+from nlseg.runtime.timing import time_calls
 from nlseg.tensorrt.compat import import_tensorrt
 from nlseg.tensorrt.engine_meta import check_runtime, read_engine_metadata
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-                "int8": torch.int8, "uint8": torch.uint8, "int32": torch.int32, "int64": torch.int64,
-                "bool": torch.bool}
 
 
-class _Graph:
-    """One captured ``execute_async_v3`` for one input shape, on its static buffers."""
+@dataclass
+class _Bound:
+    """An execution context with an input shape set and its I/O tensors' addresses, and with
+    ``--cuda-graph`` the graph captured on them."""
 
-    def __init__(self, run: Any, stream: torch.cuda.Stream) -> None:
-        run()  # the first enqueue after a shape change allocates; it must not be captured
-        stream.synchronize()
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, stream=stream):
-            run()
-
-    def replay(self) -> None:
-        self.graph.replay()
+    context: Any
+    buffers: dict[str, torch.Tensor]
+    graph: CudaGraph[None] | None = None
 
 
 class TensorRTBackend(Backend):
-    """A deserialized engine, one execution context, I/O buffers per input shape."""
+    """A deserialized engine and its I/O buffers per input shape: one execution context for every shape, or
+    with ``cuda_graph`` one context and one captured graph per shape."""
 
     name = "tensorrt"
 
@@ -74,8 +74,8 @@ class TensorRTBackend(Backend):
         self._input = next(t for t in meta.inputs if t.name == INPUT_NAME)
         self._output = "labels" if any(t.name == "labels" for t in meta.outputs) else "logits"
         self._use_graph = cuda_graph
-        self._buffers: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}
-        self._graphs: dict[tuple[int, ...], _Graph] = {}
+        self._bound: dict[tuple[int, ...], _Bound] = {}
+        self._context_shape: tuple[int, ...] | None = None  # the shape the shared context is bound to
 
     @classmethod
     def from_file(cls, path: Path, device: torch.device, cuda_graph: bool = False) -> "TensorRTBackend":
@@ -86,46 +86,65 @@ class TensorRTBackend(Backend):
             raise InputError(f"{self.weights} accepts input shapes {self.meta.profile.describe()}, got "
                              f"{'x'.join(map(str, shape))}; rebuild it with a wider min / max shape", param=param)
 
-    def _bind(self, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
-        """I/O tensors for an input ``shape``, their addresses set in the context."""
-        if shape in self._buffers:
-            buffers = self._buffers[shape]
-        else:
-            if not self._context.set_input_shape(INPUT_NAME, shape):
-                raise InputError(f"{self.weights}: TensorRT refused the input shape {shape}")
-            buffers = {INPUT_NAME: torch.empty(shape, dtype=TORCH_DTYPES[self._input.dtype], device=self._device)}
-            for out in self.meta.outputs:
-                dims = tuple(self._context.get_tensor_shape(out.name))
-                buffers[out.name] = torch.empty(dims, dtype=TORCH_DTYPES[out.dtype], device=self._device)
-            self._buffers[shape] = buffers
-        self._context.set_input_shape(INPUT_NAME, shape)
+    def _new_binding(self, context: Any, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """Set ``shape`` on ``context`` and give it new I/O tensors (their addresses set)."""
+        if not context.set_input_shape(INPUT_NAME, shape):
+            raise InputError(f"{self.weights}: TensorRT refused the input shape {shape}")
+        buffers = {INPUT_NAME: torch.empty(shape, dtype=torch_dtype(self._input.dtype), device=self._device)}
+        for out in self.meta.outputs:
+            dims = tuple(context.get_tensor_shape(out.name))
+            buffers[out.name] = torch.empty(dims, dtype=torch_dtype(out.dtype), device=self._device)
         for name, tensor in buffers.items():
-            self._context.set_tensor_address(name, tensor.data_ptr())
+            context.set_tensor_address(name, tensor.data_ptr())
         return buffers
 
-    def _enqueue(self) -> None:
-        if not self._context.execute_async_v3(self._stream.cuda_stream):
-            raise RuntimeError(f"{self.weights}: TensorRT failed to enqueue the engine")
+    def _bind(self, shape: tuple[int, ...]) -> _Bound:
+        """The context and I/O tensors for an input ``shape``.
 
-    def _run(self, shape: tuple[int, ...]) -> None:
-        """Execute on the bound buffers of ``shape`` (eagerly, or by replaying its CUDA graph)."""
+        Eager: the one shared context, rebound (shape and addresses) only when the shape changes.
+        CUDA graphs: a context of its own per shape (the first shape takes the shared one), bound
+        once and captured on; it is never rebound.
+        """
+        bound = self._bound.get(shape)
+        if bound is None:
+            context = self._context
+            if self._use_graph and self._bound:
+                with torch.cuda.device(self._device):
+                    context = self._engine.create_execution_context()
+                if context is None:
+                    raise InputError(f"{self.weights}: TensorRT could not create an execution context for "
+                                     f"the input shape {shape} (out of GPU memory?)")
+            bound = self._bound[shape] = _Bound(context, self._new_binding(context, shape))
+            self._context_shape = shape if context is self._context else self._context_shape
+        elif not self._use_graph and self._context_shape != shape:
+            self._context.set_input_shape(INPUT_NAME, shape)
+            for name, tensor in bound.buffers.items():
+                self._context.set_tensor_address(name, tensor.data_ptr())
+            self._context_shape = shape
+        return bound
+
+    def _run(self, bound: _Bound) -> None:
+        """Execute ``bound`` on its buffers: enqueue it, or replay its CUDA graph (captured on first use)."""
         if not self._use_graph:
-            self._enqueue()
+            self._enqueue(bound.context)
             return
-        if shape not in self._graphs:
-            self._graphs[shape] = _Graph(self._enqueue, self._stream)
-        self._graphs[shape].replay()
+        if bound.graph is None:  # the first enqueue after setting a shape allocates: it runs before the capture
+            bound.graph = CudaGraph(lambda: self._enqueue(bound.context), self._device, self._stream)
+        bound.graph.replay()
+
+    def _enqueue(self, context: Any) -> None:
+        if not context.execute_async_v3(self._stream.cuda_stream):
+            raise RuntimeError(f"{self.weights}: TensorRT failed to enqueue the engine")
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the engine on ``x`` (on the device already); the returned buffers are reused by the next call."""
-        shape = tuple(x.shape)
-        buffers = self._bind(shape)
+        bound = self._bind(tuple(x.shape))
         self._stream.wait_stream(torch.cuda.current_stream(self._device))
         with torch.cuda.stream(self._stream):
-            buffers[INPUT_NAME].copy_(x)
-            self._run(shape)
+            bound.buffers[INPUT_NAME].copy_(x)
+            self._run(bound)
         torch.cuda.current_stream(self._device).wait_stream(self._stream)
-        return buffers
+        return bound.buffers
 
     @torch.inference_mode()
     def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -159,23 +178,13 @@ class TensorRTBackend(Backend):
         """Milliseconds of the engine alone (CUDA events on its stream), the input already on the GPU."""
         self._check_shape(shape, "shape")
         self._forward(torch.randn(shape, device=self._device))
+        bound = self._bind(shape)
         with torch.cuda.stream(self._stream):
-            for _ in range(warmup):
-                self._run(shape)
-            times = []
-            for _ in range(iters):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record(self._stream)
-                self._run(shape)
-                end.record(self._stream)
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-        return times
+            return time_calls(lambda: self._run(bound), warmup, iters, self._stream)
 
     def device_name(self) -> str:
         return f"{torch.cuda.get_device_name(self._device)} via TensorRT {self.meta.tensorrt_version}"
 
     def close(self) -> None:
-        self._graphs.clear()
-        self._buffers.clear()
+        self._bound.clear()
         self._context = self._engine = self._runtime = None

@@ -29,25 +29,37 @@ import nlseg
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata
+from nlseg.precision import from_tensorrt
 from nlseg.tensorrt.compat import PrecisionPlan, check_triton, triton_pin
 from nlseg.tensorrt.engine_meta import EngineMetadata, PluginInfo, TensorInfo, engine_info, write_engine_metadata
 from nlseg.tensorrt.graph import fused_nodes, pinned_layer, tensor_types, tensorrt_graph
 from nlseg.tensorrt.rules import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from nlseg.tensorrt.shapes import ProfileShapes
 
-DTYPE_NAMES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
-               "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
 LOG_LEVELS = ("error", "warning", "info", "verbose")
 
 
 @dataclass(frozen=True)
-class BuildOptions:
-    """Engine options beyond precision: profile, workspace (MiB), timing cache, INT8 calibration data."""
+class EngineRequest:
+    """The engine options, one type for :func:`nlseg.export_model` (format 'engine'), ``nlseg export --trt``
+    and :func:`build_engine`: half or int8 precision (with calibration images), the profile's min / opt /
+    max shapes (None: from the model, :func:`~nlseg.tensorrt.shapes.profile_shapes`), the workspace
+    limit (MiB; InputError below 1) and a timing cache file."""
 
-    profile: ProfileShapes
+    half: bool = False
+    int8: bool = False
+    calib_data: Path | None = None
+    min_shape: tuple[int, ...] | None = None
+    opt_shape: tuple[int, ...] | None = None
+    max_shape: tuple[int, ...] | None = None
     workspace_mb: int | None = None
     timing_cache: Path | None = None
-    calib_data: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.workspace_mb is not None and self.workspace_mb < 1:
+            raise InputError(f"need at least 1 MiB, got {self.workspace_mb}", param="workspace")
+        if self.calib_data is not None and not self.int8:
+            raise InputError("calibration data is for int8 engines", param="calib_data")
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,7 @@ def trt_logger(trt: ModuleType) -> Any:
 
 def dtype_name(dtype: Any) -> str:
     """'float32' for ``trt.float32`` and so on."""
-    return DTYPE_NAMES.get(dtype.name, dtype.name.lower())
+    return from_tensorrt(dtype.name)
 
 
 def network_flags(trt: ModuleType, plan: PrecisionPlan) -> int:
@@ -140,19 +152,20 @@ def _layer_names(trt: ModuleType, engine: Any) -> list[str]:
 
 
 def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadata, out: Path, plan: PrecisionPlan,
-                 options: BuildOptions) -> BuildResult:
-    """Build ``model`` (an nlseg plugin or portable graph) into ``out`` and write its JSON and TensorRT graph."""
+                 request: EngineRequest, shapes: ProfileShapes) -> BuildResult:
+    """Build ``model`` (an nlseg plugin or portable graph) into ``out`` with the profile ``shapes`` (``request``'s,
+    resolved for ``metadata``) and write its JSON and TensorRT graph."""
     import torch
 
-    if not torch.cuda.is_available():
-        raise InputError("building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
-    if fused_nodes(model):
+    if fused_nodes(model):  # first: a (TensorRT, Triton) pair that cannot work is refused on any machine
         if importlib.util.find_spec("triton") is None:
             raise InputError("the PairwiseKernel plugin's kernel is compiled with Triton, which is not "
                              f"installed: pip install triton=={triton_pin(trt.__version__).triton}")
         import triton
 
         check_triton(trt.__version__, triton.__version__, "building the engine")
+    if not torch.cuda.is_available():
+        raise InputError("building a TensorRT engine needs a CUDA GPU, and PyTorch sees none here")
     start = time.perf_counter()
     graph = tensorrt_graph(model, plan.plugin_dtype)
     if graph.plugin_nodes:
@@ -170,21 +183,20 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
     _parse(parser, graph.model, str(onnx_file))
 
     config = builder.create_builder_config()
-    if options.workspace_mb is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    if request.workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, request.workspace_mb << 20)
     for flag in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if not plan.tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 engines compute in fp32, as the parity tests demand
     if plan.pin_preprocessing:
         pin_preprocessing(trt, network, tensor_types(graph.model), plan.plugin_dtype)
-    shapes = options.profile
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, shapes.min, shapes.opt, shapes.max)
     config.add_optimization_profile(profile)
-    if options.timing_cache is not None:
-        _timing_cache(config, options.timing_cache)
-    calibrator = _add_calibrator(trt, builder, config, metadata, shapes, options, out) if plan.calibrate else None
+    if request.timing_cache is not None:
+        _timing_cache(config, request.timing_cache)
+    calibrator = _add_calibrator(trt, builder, config, metadata, shapes, request, out) if plan.calibrate else None
 
     serialized = builder.build_serialized_network(network, config)
     del calibrator  # TensorRT holds no reference of its own: it had to live through the build
@@ -193,8 +205,8 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
                          "NLSEG_TRT_LOG=verbose shows more)")
     with atomic_path(out) as tmp:
         tmp.write_bytes(bytes(serialized))
-    if options.timing_cache is not None:
-        with atomic_path(options.timing_cache) as tmp:
+    if request.timing_cache is not None:
+        with atomic_path(request.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
 
     runtime = trt.Runtime(logger)  # must outlive the engine it deserializes
@@ -216,13 +228,13 @@ def build_engine(trt: ModuleType, model: onnx.ModelProto, metadata: ModelMetadat
 
 
 def _add_calibrator(trt: ModuleType, builder: Any, config: Any, metadata: ModelMetadata, shapes: ProfileShapes,
-                    options: BuildOptions, out: Path) -> Any:
+                    request: EngineRequest, out: Path) -> Any:
     """Attach an entropy calibrator over ``--calib-data`` at the opt shape (TensorRT 10)."""
     from nlseg.tensorrt.calibration import calibration_batches, calibration_images, make_calibrator
 
-    if options.calib_data is None:
+    if request.calib_data is None:
         raise InputError("needs calibration data (calib_data), a folder of representative images", param="int8")
-    images = calibration_images(options.calib_data)
+    images = calibration_images(request.calib_data)
     if len(images) < shapes.opt[0]:
         raise InputError(f"{len(images)} images do not fill one batch of {shapes.opt[0]} "
                          "(the opt shape's batch)", param="calib_data")

@@ -49,30 +49,38 @@ def calibration_batches(paths: list[Path], shape: tuple[int, int, int, int], inf
 
 def make_calibrator(trt: Any, batches: Iterator[np.ndarray], shape: tuple[int, int, int, int], input_name: str,
                     cache: Path | None) -> Any:
-    """An ``IInt8EntropyCalibrator2`` feeding ``batches`` to ``input_name`` from one CUDA buffer.
+    """An ``IInt8EntropyCalibrator2`` feeding ``batches`` of ``shape`` to ``input_name`` from one CUDA buffer.
 
-    ``cache``: a calibration cache read when it exists (calibration is then skipped) and written after.
+    TensorRT 10 networks have an explicit batch dimension: each calibration batch is a whole input of
+    the calibration profile's shape (``shape``, set by the builder), and ``get_batch_size``
+    (deprecated since 10.0, which removed implicit batch) returns 1, as Polygraphy's calibrator does
+    (its ``batch_size`` defaults to 1 and is deprecated). ``cache``: a calibration cache read when it
+    exists (calibration is then skipped) and written after.
     """
     import torch
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            self.buffer = torch.empty(shape, dtype=torch.float32, device="cuda")
+            self.buffer: torch.Tensor | None = None  # allocated by the first batch
             self.count = 0
 
         def get_batch_size(self) -> int:
-            return shape[0]
+            return 1
 
         def get_batch(self, names: list[str]) -> list[int] | None:
+            if list(names) != [input_name]:
+                raise RuntimeError(f"calibration feeds {input_name!r}, TensorRT asked for {list(names)}")
             batch = next(batches, None)
             if batch is None:
                 return None
+            if tuple(batch.shape) != tuple(shape):
+                raise RuntimeError(f"calibration batch of shape {batch.shape}, the calibration profile is {shape}")
+            if self.buffer is None:
+                self.buffer = torch.empty(shape, dtype=torch.float32, device="cuda")
             self.buffer.copy_(torch.from_numpy(batch))
             torch.cuda.synchronize()
             self.count += 1
-            if list(names) != [input_name]:
-                raise RuntimeError(f"calibration feeds {input_name!r}, TensorRT asked for {list(names)}")
             return [int(self.buffer.data_ptr())]
 
         def read_calibration_cache(self) -> bytes | None:

@@ -10,7 +10,8 @@
 - The plugin's kernel is compiled by Triton, and each TensorRT release is paired with the Triton
   release NVIDIA's own AOT plugin sample pins for it (:data:`TRITON_PINS`): the kernels of
   Triton 3.5.0 (and later) end with two scratch-pointer parameters, which only TensorRT 10.16
-  and later pair with.
+  and later pair with; a pair whose parameter lists differ is refused before building
+  (:func:`check_triton`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from nlseg.errors import InputError
+from nlseg.tensorrt.rules import PLUGIN_EXTRA_ARGS, PLUGIN_INPUTS, PLUGIN_OUTPUTS
 
 MIN_TENSORRT = (10, 9)
 INSTALL_HINT = ("pip install --extra-index-url https://pypi.nvidia.com 'tensorrt-cu12>=10.9' "
@@ -33,20 +35,27 @@ _MIN = ".".join(map(str, MIN_TENSORRT))
 
 @dataclass(frozen=True)
 class TritonPin:
-    """The Triton release NVIDIA's AOT plugin sample pins from TensorRT ``first`` on, and its kernels' trailing
-    scratch-pointer parameters (after the plugin's inputs, int32 extra arguments and outputs)."""
+    """The Triton release NVIDIA's AOT plugin sample pins from TensorRT ``first`` on, its kernels' trailing
+    scratch-pointer parameters (after the plugin's inputs, int32 extra arguments and outputs), and the
+    PyTorch release whose CUDA wheels pin that Triton."""
 
     first: tuple[int, int]
     triton: str
     scratch_params: int
+    torch: str
 
 
 # samples/python/quickly_deployable_plugins/requirements.txt of NVIDIA/TensorRT: release 10.9 lists
 # `triton` unpinned (3.2.0 was the current release), 10.10 to 10.15 pin triton==3.2.0, 10.16, 11.0 and
 # 11.1 pin triton==3.5.0. Triton 3.2.0 compiles nlseg's kernel with exactly its 10 parameters; 3.5.0
-# appends global and profile scratch pointers (12; both checked by compiling here).
-TRITON_PINS: tuple[TritonPin, ...] = (TritonPin((10, 9), "3.2.0", 0), TritonPin((10, 16), "3.5.0", 2))
+# appends global and profile scratch pointers (12; both checked by compiling here). torch 2.6 pins
+# triton==3.2.0, torch 2.9 triton==3.5.0.
+TRITON_PINS: tuple[TritonPin, ...] = (TritonPin((10, 9), "3.2.0", 0, "2.6"), TritonPin((10, 16), "3.5.0", 2, "2.9"))
+# Trailing scratch pointers of nlseg's kernel per Triton (major, minor), counted by compiling it with that
+# release (tests/test_tensorrt_aot.py checks the installed one); releases not listed were not compiled here.
+TRITON_SCRATCH_PARAMS: dict[tuple[int, int], int] = {(3, 2): 0, (3, 5): 2, (3, 7): 2, (3, 9): 2}
 UNPINNED_ENV = "NLSEG_TRITON_UNPINNED"
+KERNEL_ARGUMENTS = len(PLUGIN_INPUTS + PLUGIN_EXTRA_ARGS + PLUGIN_OUTPUTS)  # what TensorRT passes before scratch
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -87,22 +96,47 @@ def triton_pin(version: str) -> TritonPin:
     return [pin for pin in TRITON_PINS if pin.first <= release][-1]
 
 
+def triton_scratch_params(version: str) -> int | None:
+    """The trailing scratch pointers Triton ``version`` gives nlseg's kernel, None for a release not compiled here."""
+    return TRITON_SCRATCH_PARAMS.get(parse_version(version)[:2])
+
+
+def pin_releases(pin: TritonPin) -> str:
+    """The TensorRT releases ``pin`` is for: '10.9-10.15', '>= 10.16'."""
+    later = [p.first for p in TRITON_PINS if p.first > pin.first]
+    if not later:
+        return f">= {pin.first[0]}.{pin.first[1]}"
+    last = (later[0][0], later[0][1] - 1)
+    return f"{pin.first[0]}.{pin.first[1]}-{last[0]}.{last[1]}"
+
+
 def check_triton(tensorrt_version: str, triton_version: str, what: str) -> None:
     """InputError, prefixed by ``what`` needed it, unless Triton is the release pinned for this TensorRT.
 
-    With ``NLSEG_TRITON_UNPINNED=1`` another Triton is accepted with a warning; the plugin
+    A Triton whose kernel has another parameter list than this TensorRT passes (Triton 3.5 and later
+    with TensorRT 10.9-10.15, 3.2 with 10.16 and later) is refused in any case, naming the pairs that
+    work. With ``NLSEG_TRITON_UNPINNED=1`` another Triton is accepted with a warning; the plugin
     then still refuses a kernel whose parameter list or scratch memory does not match what
     this TensorRT passes (:func:`nlseg.tensorrt.plugin.plugin_kernel`).
     """
     pin = triton_pin(tensorrt_version)
     if parse_version(triton_version)[:3] == parse_version(pin.triton)[:3]:
         return
+    release = ".".join(map(str, parse_version(tensorrt_version)[:2]))
+    scratch = triton_scratch_params(triton_version)
+    if scratch is not None and scratch != pin.scratch_params:
+        other = next(p for p in TRITON_PINS if p.scratch_params == scratch)
+        raise InputError(f"{what}: TensorRT {tensorrt_version} passes the PairwiseKernel kernel "
+                         f"{KERNEL_ARGUMENTS + pin.scratch_params} parameters, but Triton {triton_version} compiles "
+                         f"it with {KERNEL_ARGUMENTS + scratch}: use TensorRT {release} with Triton {pin.triton} "
+                         f"(torch {pin.torch}), or TensorRT {pin_releases(other)} with Triton {other.triton} "
+                         f"(torch {other.torch})")
     message = (f"TensorRT {tensorrt_version} builds the PairwiseKernel plugin with Triton {pin.triton} (the release "
                f"NVIDIA's AOT plugin sample pins for it), this machine has Triton {triton_version}")
     if os.environ.get(UNPINNED_ENV) == "1":
         print(f"warning: {what}: {message}; building anyway ({UNPINNED_ENV}=1)", file=sys.stderr)
         return
-    raise InputError(f"{what}: {message}: pip install triton=={pin.triton} (with the torch release built for it), "
+    raise InputError(f"{what}: {message}: pip install triton=={pin.triton} (torch {pin.torch} is built for it), "
                      f"or set {UNPINNED_ENV}=1 to try this pair")
 
 

@@ -20,6 +20,7 @@ from nlseg.contract import ModelInfo
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import ModelMetadata
+from nlseg.precision import PRECISIONS
 from nlseg.tensorrt.compat import parse_version
 from nlseg.tensorrt.shapes import ProfileShapes
 
@@ -127,9 +128,8 @@ def engine_info(model: ModelMetadata, profile: ProfileShapes, precision: str | N
     """The contract of an engine built from ``model``: the export's own (classes, palette, normalisation
     including a per-pixel mean), with the profile's opt H x W as its size, dynamic when the profile spans
     sizes, and the engine's ``precision`` when known (the INT8 calibrator asks before the build)."""
-    names = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
     return replace(model.info(), input_size=(profile.opt[2], profile.opt[3]), dynamic=profile.min[2:] != profile.max[2:],
-                   precision=model.precision if precision is None else names.get(precision, precision))
+                   precision=model.precision if precision is None else PRECISIONS.get(precision, precision))
 
 
 def metadata_path(engine: str | os.PathLike[str]) -> Path:

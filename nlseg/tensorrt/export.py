@@ -8,7 +8,7 @@ existing ``.onnx`` export (plugin or portable graph) is built as it is.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -18,24 +18,10 @@ from nlseg.errors import InputError
 from nlseg.onnx.export import ExportOptions, export_onnx
 from nlseg.onnx.metadata import ModelMetadata, load_model_proto, metadata_of
 from nlseg.onnx.source_model import SourceModel, for_check
-from nlseg.tensorrt.build import BuildOptions, BuildResult, build_engine
+from nlseg.tensorrt.build import BuildResult, EngineRequest, build_engine
 from nlseg.tensorrt.compat import plan_precision
 from nlseg.tensorrt.shapes import profile_shapes
 from nlseg.tensorrt.model_repository import DEFAULT_MAX_BATCH, engine_model, onnx_model, write_model
-
-
-@dataclass(frozen=True)
-class EngineRequest:
-    """What ``nlseg export --trt`` asks for beyond the ONNX export options."""
-
-    half: bool = False
-    int8: bool = False
-    calib_data: Path | None = None
-    min_shape: tuple[int, ...] | None = None
-    opt_shape: tuple[int, ...] | None = None
-    max_shape: tuple[int, ...] | None = None
-    workspace_mb: int | None = None
-    timing_cache: Path | None = None
 
 
 def _exported(source: SourceModel, options: ExportOptions, dataset: str | None) -> tuple[onnx.ModelProto, ModelMetadata]:
@@ -48,23 +34,28 @@ def _exported(source: SourceModel, options: ExportOptions, dataset: str | None) 
 
 
 def export_engine(trt: ModuleType, out: Path, request: EngineRequest, *, source: SourceModel | None = None,
-                  onnx_path: Path | None = None, options: ExportOptions = ExportOptions(),
+                  onnx_path: Path | None = None, options: ExportOptions = ExportOptions(graph="plugin"),
                   dataset: str | None = None) -> BuildResult:
-    """Build ``out`` from ``source`` (exported with ``options`` as a plugin graph) or from ``onnx_path``."""
+    """Build ``out`` from ``source`` (exported as a plugin graph with ``options``) or from ``onnx_path``.
+
+    ``options`` sets the export's opset, dynamic axes, simplification and argmax output; the graph
+    (plugin) and its precision (float16 where the precision plan wants it in the graph) are the
+    engine's, so ``options`` must name the plugin graph and leave ``half`` off (ValueError).
+    """
     if (source is None) == (onnx_path is None):
         raise ValueError("pass exactly one of source and onnx_path")
+    if options.graph != "plugin" or options.half:
+        raise ValueError("an engine's ONNX is the plugin graph at the precision plan's type: pass "
+                         "ExportOptions(graph='plugin') with half left off, and half in the EngineRequest")
     if onnx_path is not None:
         model = load_model_proto(onnx_path)
         metadata = metadata_of(model, str(onnx_path))
         plan = plan_precision(trt.__version__, request.half, request.int8, metadata.precision)
     else:
         plan = plan_precision(trt.__version__, request.half, request.int8)
-        model, metadata = _exported(source, replace(options, graph="plugin", half=plan.onnx_half), dataset)
+        model, metadata = _exported(source, replace(options, half=plan.onnx_half), dataset)
     shapes = profile_shapes(metadata, request.min_shape, request.opt_shape, request.max_shape)
-    if request.workspace_mb is not None and request.workspace_mb < 1:
-        raise InputError(f"need at least 1 MiB, got {request.workspace_mb}", param="workspace")
-    build = BuildOptions(shapes, request.workspace_mb, request.timing_cache, request.calib_data)
-    return build_engine(trt, model, metadata, out, plan, build)
+    return build_engine(trt, model, metadata, out, plan, request, shapes)
 
 
 def write_triton_repository(root: Path, name: str, source: SourceModel | None, metadata: ModelMetadata,

@@ -33,10 +33,11 @@ from torch import nn
 from nlseg.onnx.custom_op import DOMAIN, INPUTS, OP_TYPE
 from nlseg.onnx.export import trace_module
 from nlseg.ops.omega import DISTANCE_KERNELS, KernelParams
-from nlseg.tensorrt.rules import PLUGIN_INPUTS
+from nlseg.precision import torch_dtype
+from nlseg.tensorrt.rules import DATA_TYPES, PLUGIN_INPUTS
 
 PREFIX = "nlseg_pairwise_"
-PLUGIN_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16}
+PLUGIN_DTYPES: dict[str, torch.dtype] = {name: torch_dtype(name) for name in DATA_TYPES}
 _TRACE_SIZES = {"B": 2, "N": 7, "M": 5, "E": 3, "C": 4}  # distinct, so no size is mistaken for another
 _AXES = {"theta": ("B", "N", "E"), "phi": ("B", "M", "E"), "values": ("B", "M", "C"), "x": ("B", "N", "C")}
 

@@ -27,12 +27,12 @@ from pathlib import Path
 from nlseg.errors import InputError
 from nlseg.io import atomic_path
 from nlseg.onnx.metadata import INPUT_NAME, ModelMetadata
+from nlseg.precision import DTYPES
 from nlseg.tensorrt.engine_meta import EngineMetadata, TensorInfo
 
 ONNX_PLATFORM = "onnxruntime_onnx"
 TENSORRT_PLATFORM = "tensorrt_plan"
-DATA_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32",
-              "int64": "TYPE_INT64", "bfloat16": "TYPE_BF16", "int8": "TYPE_INT8", "bool": "TYPE_BOOL"}
+DATA_TYPES = {name: d.triton_server for name, d in DTYPES.items()}
 DEFAULT_MAX_BATCH = 8
 MAX_QUEUE_DELAY_US = 100
 

@@ -14,6 +14,11 @@ Three definitions, registered by :func:`register_plugin`:
   arguments N, M. Its parameter list is the one ``tensorrt.plugin`` validates:
   (inputs…, attributes…, outputs, tactic) with the 4-tuple return annotation.
 
+The scalar attributes ``s``, ``lam``, ``n`` are declared as NumPy arrays and read as their one
+element (:func:`nlseg.tensorrt.rules.scalar_attribute`): the creators of TensorRT 10.x turn a
+``float``/``int`` attribute into a value with ``float(field.data)``, which NumPy 2.4 refuses for
+the parser's 1-element arrays, while every release makes arrays the same way.
+
 There is no ``@trtp.impl``: with only the AOT implementation TensorRT embeds the kernel in the
 engine, which then runs without Python (trtexec, Triton Inference Server); the graph's nodes
 also carry ``aot=1``. Plugin attributes are not serialized into an AOT engine, so everything
@@ -31,13 +36,21 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, List, Tuple, Union
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from nlseg.ops.omega import KernelParams
+from nlseg.precision import torch_dtype
 from nlseg.tensorrt import rules
 from nlseg.tensorrt.compat import import_tensorrt, triton_pin
 
-_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+# The scalar attributes' annotations: 1-element arrays of the types the ONNX parser delivers (FLOAT as float32,
+# INT as int32). A builtin ``float``/``int`` annotation makes TensorRT 10.x's creator call ``float(f.data)`` on that
+# array, which NumPy >= 2.4 refuses; arrays are created the same way by every release (``f.data.astype``), as in
+# NVIDIA's ONNX plugin sample (``pads: npt.NDArray[np.int32]``).
+Float32Attr = npt.NDArray[np.float32]
+Int32Attr = npt.NDArray[np.int32]
 
 
 def device_target() -> str:
@@ -47,6 +60,17 @@ def device_target() -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _compiled(params: KernelParams, target: str, dtype: str, c_embed: int, c_value: int):
+    """The fused forward kernel of one configuration, compiled once per process."""
+    from nlseg.ops.fused.aot import compile_forward
+    from nlseg.ops.fused.spec import fused_spec
+    from nlseg.ops.reference import compute_dtype
+
+    data_type = torch_dtype(dtype)
+    spec = fused_spec(params, compute_dtype(data_type))
+    return compile_forward(spec, target=target, dtype=data_type, c_embed=c_embed, c_value=c_value)
+
+
 def plugin_kernel(params: KernelParams, target: str, dtype: str, c_embed: int, c_value: int,
                   scratch_params: int):
     """The :class:`~nlseg.ops.fused.aot.AotKernel` of one plugin configuration (compiled once per process).
@@ -58,13 +82,7 @@ def plugin_kernel(params: KernelParams, target: str, dtype: str, c_embed: int, c
     the ``scratch_params`` trailing pointers this TensorRT pairs with, or more than
     :data:`~nlseg.tensorrt.rules.MAX_SHARED_MEMORY`.
     """
-    from nlseg.ops.fused.aot import compile_forward
-    from nlseg.ops.fused.spec import fused_spec
-    from nlseg.ops.reference import compute_dtype
-
-    torch_dtype = _TORCH_DTYPES[dtype]
-    spec = fused_spec(params, compute_dtype(torch_dtype))
-    compiled = compile_forward(spec, target=target, dtype=torch_dtype, c_embed=c_embed, c_value=c_value)
+    compiled = _compiled(params, target, dtype, c_embed, c_value)
     what = f"{rules.PLUGIN_ID} ({params.kernel}, {dtype}, C'={c_embed}, C={c_value}, {target})"
     scratch = {"global": compiled.global_scratch_bytes, "profile": compiled.profile_scratch_bytes}
     if any(scratch.values()):
@@ -142,7 +160,7 @@ def plugin_definitions(trt: ModuleType, trtp: ModuleType) -> PluginDefinitions:
 
     def describe(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
                  values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
-                 kernel: str, s: float, lam: float, n: int) -> trtp.TensorDesc:
+                 kernel: str, s: Float32Attr, lam: Float32Attr, n: Int32Attr) -> trtp.TensorDesc:
         rules.plugin_attributes(kernel, s, lam, n)
         inputs = (theta, phi, theta_sq, phi_sq, values, x, log2_scale)
         placeholder = any(e.is_fake for d in inputs for e in d.shape_expr)
@@ -156,7 +174,8 @@ def plugin_definitions(trt: ModuleType, trtp: ModuleType) -> PluginDefinitions:
 
     def aot_kernel(theta: trtp.TensorDesc, phi: trtp.TensorDesc, theta_sq: trtp.TensorDesc, phi_sq: trtp.TensorDesc,
                    values: trtp.TensorDesc, x: trtp.TensorDesc, log2_scale: trtp.TensorDesc,
-                   kernel: str, s: float, lam: float, n: int, outputs: Tuple[trtp.TensorDesc], tactic: int,
+                   kernel: str, s: Float32Attr, lam: Float32Attr, n: Int32Attr, outputs: Tuple[trtp.TensorDesc],
+                   tactic: int,
                    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         kernel_params = rules.plugin_attributes(kernel, s, lam, n)
         specs = [spec(d) for d in (theta, phi, theta_sq, phi_sq, values, x, log2_scale)]

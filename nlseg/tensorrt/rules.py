@@ -1,8 +1,8 @@
 """The TensorRT plugin ``nlseg::PairwiseKernel`` v1: its I/O contract as plain functions.
 
 The plugin runs the fused forward kernel (:func:`nlseg.ops.fused.aot.compile_pairwise_forward`)
-on that kernel's own inputs, in the kernel's launch order (tests check it against
-:data:`nlseg.ops.fused.aot.INPUTS`):
+on that kernel's own inputs, in the kernel's launch order (:data:`nlseg.ops.fused.spec.KERNEL_INPUTS`, which the
+AOT kernel reads too):
 
 | # | input      | shape     | type                      |
 |---|------------|-----------|---------------------------|
@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 
 from nlseg.onnx.custom_op import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from nlseg.ops.fused.spec import KERNEL_EXTRA_ARGS, KERNEL_INPUTS, KERNEL_OUTPUTS
 from nlseg.ops.omega import DISTANCE_KERNELS, KernelParams
 
 PLUGIN_NAME = OP_TYPE
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
-PLUGIN_INPUTS: tuple[str, ...] = ("theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale")
-PLUGIN_EXTRA_ARGS: tuple[str, ...] = ("N", "M")  # int32 kernel arguments between the inputs and the output
-PLUGIN_OUTPUTS: tuple[str, ...] = ("out",)
+# The kernel's own argument lists (int32 extra arguments between the inputs and the output).
+PLUGIN_INPUTS, PLUGIN_EXTRA_ARGS, PLUGIN_OUTPUTS = KERNEL_INPUTS, KERNEL_EXTRA_ARGS, KERNEL_OUTPUTS
 DATA_INPUTS: tuple[int, ...] = (0, 1, 4, 5)  # in the plugin's data type T
 FLOAT32_INPUTS: tuple[int, ...] = (2, 3, 6)  # always float32 (the kernel's compute dtype)
 DATA_TYPES: tuple[str, ...] = ("float32", "float16")
@@ -45,7 +45,7 @@ DATA_TYPES: tuple[str, ...] = ("float32", "float16")
 # TensorRT's AOT plugin launch documents no way to request that opt-in, so the kernel must fit in it.
 MAX_SHARED_MEMORY = 48 * 1024
 __all__ = ["PLUGIN_ID", "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "MAX_SHARED_MEMORY", "TensorSpec",
-           "LaunchParams", "plugin_attributes", "infer_output", "channel_counts", "io_types",
+           "LaunchParams", "scalar_attribute", "plugin_attributes", "infer_output", "channel_counts", "io_types",
            "launch_params"]
 
 Dim = TypeVar("Dim")
@@ -89,7 +89,21 @@ def io_types() -> str:
     return ", ".join([*columns, "FP32|FP16"])
 
 
-def plugin_attributes(kernel: str, s: float, lam: float, n: int) -> KernelParams:
+def scalar_attribute(name: str, value: object) -> float | int:
+    """One scalar plugin attribute as ``tensorrt.plugin`` hands it over: the plugin declares ``s``, ``lam``
+    and ``n`` as NumPy arrays (``numpy.typing.NDArray``), which every release (10.9 on) creates with
+    ``PluginField.data.astype(dtype)``, a 1-element array from the parser; this reads its one element.
+
+    A plain number passes as it is. ValueError when the array does not hold exactly one value.
+    """
+    if isinstance(value, (int, float)):
+        return value
+    if getattr(value, "size", None) != 1:
+        raise ValueError(f"{PLUGIN_ID}: attribute {name} must be one value, got {value!r}")
+    return value.reshape(-1)[0].item()
+
+
+def plugin_attributes(kernel: str, s: object, lam: object, n: object) -> KernelParams:
     """The attributes as TensorRT's ONNX parser delivers them (the ONNX node's ``kernel``, ``s``,
     ``lam``, ``n``), checked and normalised into the kernel's parameters (log kernel: Euler's γ).
 
@@ -97,13 +111,15 @@ def plugin_attributes(kernel: str, s: float, lam: float, n: int) -> KernelParams
     appends ``\\0``) and ``tensorrt.plugin`` decodes all of its bytes, so ``kernel`` arrives as
     ``"frac\\0"``: trailing NULs are dropped. Float attributes arrive rounded to float32
     (``PluginFieldType.FLOAT32``) and are compiled into the kernel as delivered (λ = 0.1 becomes
-    0.10000000149, a relative change of 1.5e-8). ValueError for a kernel the plugin does not
-    compute or parameters outside its domain.
+    0.10000000149, a relative change of 1.5e-8); ``s``, ``lam``, ``n`` are numbers or 1-element
+    arrays (:func:`scalar_attribute`). ValueError for a kernel the plugin does not compute or
+    parameters outside its domain.
     """
     name = str(kernel).rstrip("\x00")
     if name not in DISTANCE_KERNELS:
         raise ValueError(f"{PLUGIN_ID} computes {', '.join(DISTANCE_KERNELS)}, not {name!r}")
-    return KernelParams(name, float(s), float(lam), int(n))
+    return KernelParams(name, float(scalar_attribute("s", s)), float(scalar_attribute("lam", lam)),
+                        int(scalar_attribute("n", n)))
 
 
 def infer_output(inputs: Sequence[TensorSpec], *, shapes_known: bool = True) -> TensorSpec:

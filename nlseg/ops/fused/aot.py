@@ -38,14 +38,13 @@ from nlseg.ops.fused.function import (
     spec_constexprs,
 )
 from nlseg.ops.fused.kernels import pairwise_forward_kernel
-from nlseg.ops.fused.spec import SUPPORTED_DTYPES, FusedSpec, Tiles, forward_tiles, fused_spec
+from nlseg.ops.fused.spec import (KERNEL_EXTRA_ARGS, KERNEL_INPUTS, KERNEL_OUTPUTS, SUPPORTED_DTYPES, FusedSpec, Tiles,
+                                  forward_tiles, fused_spec)
 from nlseg.ops.omega import KernelParams
 from nlseg.ops.reference import compute_dtype
 
 # Runtime arguments of the forward kernel, in order, and what TensorRT passes for each.
-INPUTS = ("theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale")
-EXTRA_ARGS = ("N", "M")
-OUTPUTS = ("out",)
+INPUTS, EXTRA_ARGS, OUTPUTS = KERNEL_INPUTS, KERNEL_EXTRA_ARGS, KERNEL_OUTPUTS
 _KERNEL_ARGS = ("Q", "K", "Q_SQ", "K_SQ", "V", "X", "LOG2_SCALE", "N", "M", "OUT")
 _POINTER_TYPES = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.float64: "*fp64"}
 

@@ -16,6 +16,12 @@ import torch
 
 from nlseg.ops.omega import DISTANCE_KERNELS, KERNEL_FORMS, KernelParams, zero_rtol
 
+# The forward kernel's runtime arguments, in launch order: input pointers, int32 sizes, output pointer. The
+# AOT kernel (aot.py) and the TensorRT plugin's inputs (nlseg/tensorrt/rules.py) both read them from here.
+KERNEL_INPUTS: tuple[str, ...] = ("theta", "phi", "theta_sq", "phi_sq", "values", "x", "log2_scale")
+KERNEL_EXTRA_ARGS: tuple[str, ...] = ("N", "M")
+KERNEL_OUTPUTS: tuple[str, ...] = ("out",)
+
 # How the kernel evaluates ω' from d'² = ‖θ'_i − φ'_j‖² (conditioned embeddings, docs/design.md §3):
 MODE_POWER = 0  # ω' = rsqrt(d'²)^p for an integer p (s = 1/2): one rsqrt per pair
 MODE_EXP2 = 1  # ω' = exp2(−(p/2)·log2 d'²) for any other s: one log2 and one exp2 per pair
