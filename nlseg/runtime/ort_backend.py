@@ -36,8 +36,8 @@ class OrtBackend(Backend):
         self.providers = self.session.get_providers()
         self.weights = path
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
-        self.precision = "fp16" if metadata.precision == "float16" else "fp32"
-        self._input_dtype = np.float16 if self.precision == "fp16" else np.float32
+        self.precision = "int8" if metadata.quantization is not None else "fp16" if metadata.precision == "float16" else "fp32"
+        self._input_dtype = np.float16 if metadata.precision == "float16" else np.float32
         self._output = "labels" if "labels" in metadata.outputs else "logits"
         self.info = metadata.info()
         self._batch_dynamic = "batch" in metadata.dynamic_axes
