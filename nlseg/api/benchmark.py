@@ -51,6 +51,7 @@ AGREEMENT_FLOOR = {"fp32": 0.999, "fp16": 0.99, "bf16": 0.99, "int8": 0.95}
 STATUSES = ("passed", "validation failed", "export failed", "skipped")
 DATA_KINDS = ("camvid", "folder")
 LOGIT_FRAMES = 2  # frames whose full logits are compared (the arg-max is compared on every frame)
+ROUNDS = 5  # the timed passes of all formats are interleaved in this many rounds
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Row:
     max_abs_diff: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
+    min_ms: float | None = None
     fps: float | None = None
     note: str = ""
 
@@ -259,7 +261,7 @@ def benchmark(
     with torch fp32, unscored. INT8 rows calibrate on ``calib_frames`` frames of ``calib`` (a folder or a
     video), else the data's train images (when another split is scored), else the clip. ``infer``: run
     ``nlseg infer`` on ``clip`` per row (``fps``). Writes the exports, each row's ``infer/<format>`` outputs,
-    ``benchmark.md`` and ``benchmark.json`` into the folder ``out``. ``on_row`` is called with each row as it is done.
+    ``benchmark.md`` and ``benchmark.json`` into the folder ``out``. ``on_row`` is called with each row at the end.
     """
     from nlseg.api.segmenter import Segmenter
     from nlseg.assets import SAMPLE_CLIP, default_weights
@@ -296,60 +298,79 @@ def benchmark(
     reference.close()
     export = _Exporter(weights_path, out_dir, size, calib_path, calib_frames, frames, clip_path)
     rows: list[Row] = []
-    for name in names:
-        fmt, backend_name, precision = FORMATS[name]
-        row = _measure(name, fmt, backend_name, precision, export, frames, ref_labels, ref_logits, ref_miou,
-                       num_classes, torch_device, size, iters, warmup, clip_path if infer else None, out_dir, Segmenter)
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
+    opened: list[tuple[Row, Backend]] = []
+    try:
+        for name in names:
+            fmt, backend_name, precision = FORMATS[name]
+            row, backend = _validate(name, fmt, backend_name, precision, export, frames, ref_labels, ref_logits,
+                                     ref_miou, num_classes, torch_device)
+            rows.append(row)
+            if backend is not None:
+                opened.append((row, backend))
+        _time_side_by_side(opened, (1, 3, *size), warmup, iters)
+        for row, backend in opened:
+            if infer:
+                row.fps = round(Segmenter(backend).infer(clip_path, out_dir / "infer" / row.format, imgsz=size).fps, 2)
+    finally:
+        for _, backend in opened:
+            backend.close()
+    for row in rows if on_row is not None else ():
+        on_row(row)
     header = {"weights": str(weights_path), "imgsz": list(size), "data": frames.description,
               "device": describe_device(torch_device), "command": command,
-              "calibration": str(calib_path or frames.calibration or clip_path), "torch_fp32_miou": ref_miou}
+              "calibration": str(calib_path or frames.calibration or clip_path), "torch_fp32_miou": ref_miou,
+              "timing": f"{iters} forward passes per format in {ROUNDS} interleaved rounds"}
     markdown = write_text(out_dir / "benchmark.md", to_markdown(rows, header))
     result = BenchmarkResult(rows, out_dir, markdown, out_dir / "benchmark.json", header)
     write_text(result.json_file, json.dumps(result.to_json(), indent=2) + "\n")
     return result
 
 
-def _measure(name: str, fmt: str, backend_name: str, precision: str, export: _Exporter, frames: EvalFrames,
-             ref_labels: np.ndarray, ref_logits: np.ndarray, ref_miou: float | None, num_classes: int,
-             device: torch.device, size: tuple[int, int], iters: int, warmup: int, clip: Path | None, out_dir: Path,
-             segmenter_class: type) -> Row:
-    """One row: export, load, validate against torch fp32, score, time, and run ``nlseg infer``."""
+def _validate(name: str, fmt: str, backend_name: str, precision: str, export: _Exporter, frames: EvalFrames,
+              ref_labels: np.ndarray, ref_logits: np.ndarray, ref_miou: float | None, num_classes: int,
+              device: torch.device) -> tuple[Row, Backend | None]:
+    """One row's export, load, check against torch fp32 and score; the open backend, None when it did not load."""
     try:
         path = export(fmt, precision)
     except _Skip as reason:
-        return Row(name, precision, "skipped", note=str(reason))
+        return Row(name, precision, "skipped", note=str(reason)), None
     except Exception as exc:  # noqa: BLE001 - the row reports any exporter failure
-        return Row(name, precision, "export failed", note=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+        return Row(name, precision, "export failed", note=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"), None
     row = Row(name, precision, "passed", size_mb=_size_mb(path))
     load_precision = precision if backend_name in ("torch", "openvino") else None
     try:
         backend = open_backend(path, backend_name, device, load_precision)
     except InputError as exc:  # this machine cannot run it at that precision (a CPU without bf16, say)
         row.status, row.note = "skipped", str(exc)
-        return row
-    try:
-        labels = _predict(backend, frames.inputs)
-        row.agreement = round(float((labels == ref_labels).mean()), 5)
-        row.max_abs_diff = round(float(np.abs(backend.logits(frames.inputs[:LOGIT_FRAMES]) - ref_logits).max()), 5)
-        miou = score(labels, frames, num_classes)
-        if miou is not None:
-            row.miou = round(miou, 4)
-            row.miou_drop = round(100 * (ref_miou - miou), 2) if ref_miou is not None else None
-        floor = AGREEMENT_FLOOR[backend.precision]
-        if row.agreement < floor:
-            row.status = "validation failed"
-            row.note = f"arg-max agreement {row.agreement:.4f} < {floor} ({backend.precision})"
-        stats = latency_stats(backend.time_forward((1, 3, *size), warmup, iters), 1)
-        row.p50_ms, row.p99_ms = round(stats["p50_ms"], 3), round(stats["p99_ms"], 3)
-        if clip is not None:
-            result = segmenter_class(backend).infer(clip, out_dir / "infer" / name, imgsz=size)
-            row.fps = round(result.fps, 2)
-    finally:
-        backend.close()
-    return row
+        return row, None
+    labels = _predict(backend, frames.inputs)
+    row.agreement = round(float((labels == ref_labels).mean()), 5)
+    row.max_abs_diff = round(float(np.abs(backend.logits(frames.inputs[:LOGIT_FRAMES]) - ref_logits).max()), 5)
+    miou = score(labels, frames, num_classes)
+    if miou is not None:
+        row.miou = round(miou, 4)
+        row.miou_drop = round(100 * (ref_miou - miou), 2) if ref_miou is not None else None
+    floor = AGREEMENT_FLOOR[backend.precision]
+    if row.agreement < floor:
+        row.status = "validation failed"
+        row.note = f"arg-max agreement {row.agreement:.4f} < {floor} ({backend.precision})"
+    return row, backend
+
+
+def _time_side_by_side(opened: list[tuple[Row, Backend]], shape: tuple[int, int, int, int], warmup: int,
+                       iters: int) -> None:
+    """p50 / p99 of every backend's forward pass, timed in :data:`ROUNDS` interleaved rounds, so that on a
+    shared machine every format meets the same load (ratios measured side by side)."""
+    times: dict[int, list[float]] = {i: [] for i in range(len(opened))}
+    for _, backend in opened:
+        backend.time_forward(shape, warmup, 1)  # the warm-up (its one timed pass is not kept)
+    per_round = [iters // ROUNDS + (1 if r < iters % ROUNDS else 0) for r in range(ROUNDS)]
+    for count in (c for c in per_round if c):
+        for i, (_, backend) in enumerate(opened):
+            times[i] += backend.time_forward(shape, 0, count)
+    for i, (row, _) in enumerate(opened):
+        stats = latency_stats(times[i], 1)
+        row.p50_ms, row.p99_ms, row.min_ms = (round(stats[k], 3) for k in ("p50_ms", "p99_ms", "min_ms"))
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -358,7 +379,7 @@ def _cell(value: Any, digits: int) -> str:
 
 COLUMNS = (("format", "format", 0), ("precision", "precision", 0), ("status", "status", 0), ("size MB", "size_mb", 2),
            ("mIoU", "miou", 4), ("ΔmIoU (pts)", "miou_drop", 2), ("agreement", "agreement", 4),
-           ("max |Δlogit|", "max_abs_diff", 4), ("p50 ms", "p50_ms", 2), ("p99 ms", "p99_ms", 2),
+           ("max Δlogit", "max_abs_diff", 4), ("p50 ms", "p50_ms", 2), ("p99 ms", "p99_ms", 2), ("min ms", "min_ms", 2),
            ("infer fps", "fps", 1), ("note", "note", 0))
 
 
@@ -374,7 +395,7 @@ def to_markdown(rows: list[Row], header: dict[str, Any]) -> str:
     if header.get("command"):
         lines.append(f"- command: `{header['command']}`")
     lines += [f"- machine: {header['device']}", f"- accuracy on: {header['data']}",
-             f"- INT8 calibration: {header['calibration']}",
+             f"- INT8 calibration: {header['calibration']}", f"- timing: {header['timing']}",
              "- agreement: share of pixels whose arg-max equals torch fp32's; ΔmIoU: torch fp32 minus the row, "
              "in points; p50/p99: forward pass on 1 image; infer fps: `nlseg infer` end to end on the clip", "",
              "| " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
