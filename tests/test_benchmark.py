@@ -99,7 +99,7 @@ def test_benchmark_json_rows(setup, tmp_path):
     if not torch.cuda.is_available():
         assert by_name["engine-fp16"]["status"] == "skipped" and "GPU" in by_name["engine-fp16"]["note"]
     assert (out / "model.onnx").is_file() and (out / "model-int8.onnx").is_file()
-    assert (out / "infer" / "onnx" / "summary.json").is_file()
+    assert (out / "infer" / "onnx" / "1" / "summary.json").is_file()
     markdown = (out / "benchmark.md").read_text()
     assert "| format | precision | status |" in markdown and "engine-fp16" in markdown
     assert json.loads((out / "benchmark.json").read_text())["rows"] == rows
