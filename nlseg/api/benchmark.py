@@ -26,7 +26,7 @@ from nlseg.contract.calibration import DEFAULT_FRAMES, calibration_frames
 from nlseg.contract.limits import check_size
 from nlseg.data.labels import ClassGroups
 from nlseg.errors import InputError
-from nlseg.io import write_image, write_text
+from nlseg.io import output_dir, write_image, write_text
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import describe_device, resolve_device
 from nlseg.runtime.load import open_backend
@@ -127,6 +127,15 @@ def eval_frames(data: str | None, split: str, size: tuple[int, int], info: Any, 
         frames = calibration_frames(clip, limit)
         return EvalFrames(preprocess(frames, size, info), None, None, f"{len(frames)} frames of {clip.name} (no labels)")
     kind, folder = parse_data(data)
+    try:
+        return _labelled_frames(kind, folder, split, size, info, limit)
+    except InputError as exc:
+        if exc.param == "data_dir":  # the loaders' name for the folder ``data`` names here
+            exc.param = "data"
+        raise
+
+
+def _labelled_frames(kind: str, folder: Path, split: str, size: tuple[int, int], info: Any, limit: int) -> EvalFrames:
     if kind == "camvid":
         from nlseg.data.camvid import camvid_layout, load_camvid
         from nlseg.data.labels import CAMVID_SCORING
@@ -265,7 +274,6 @@ def benchmark(
     exports, each row's ``infer/<format>/<run>`` outputs,
     ``benchmark.md`` and ``benchmark.json`` into the folder ``out``. ``on_row`` is called with each row at the end.
     """
-    from nlseg.api.segmenter import Segmenter
     from nlseg.assets import SAMPLE_CLIP, default_weights
 
     for name, value in (("limit", limit), ("iters", iters), ("calib_frames", calib_frames)):
@@ -275,7 +283,7 @@ def benchmark(
         raise InputError(f"need 0 or more, got {warmup}", param="warmup")
     weights_path = Path(weights) if weights is not None else default_weights()
     if weights_path.suffix.lower() not in (".pt", ".pth"):
-        raise InputError(f"{weights_path}: the benchmark exports a checkpoint (.pt) into every format", param="weights")
+        raise InputError(f"{weights_path}: the benchmark exports a checkpoint (.pt) into every format")
     names = parse_formats(None if formats is None else ",".join(formats))
     clip_path = Path(clip) if clip is not None else SAMPLE_CLIP
     if not clip_path.is_file():
@@ -283,21 +291,33 @@ def benchmark(
     calib_path = Path(calib) if calib is not None else None
     if calib_path is not None and not calib_path.exists():
         raise InputError(f"{calib_path}: no such folder or video", param="calib")
-    torch_device = resolve_device(device)
-    reference = open_backend(weights_path, "torch", torch_device, "fp32")
-    size = check_size(imgsz or reference.info.input_size, reference.info.min_side, "imgsz")
-    if not reference.info.dynamic and size != reference.info.input_size:
-        raise InputError(f"{weights_path} has a fixed input size", param="imgsz")
     if out is None:
         raise InputError("name the run folder", param="out")
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frames = eval_frames(data, split, size, reference.info, limit, clip_path)
-    num_classes = len(reference.info.class_names)
-    ref_labels = _predict(reference, frames.inputs)
-    ref_logits = reference.logits(frames.inputs[:LOGIT_FRAMES])
+    torch_device = resolve_device(device)
+    reference = open_backend(weights_path, "torch", torch_device, "fp32")
+    try:
+        size = check_size(imgsz or reference.info.input_size, reference.info.min_side, "imgsz")
+        if not reference.info.dynamic and size != reference.info.input_size:
+            raise InputError(f"{weights_path} has a fixed input size", param="imgsz")
+        frames = eval_frames(data, split, size, reference.info, limit, clip_path)
+        num_classes = len(reference.info.class_names)
+        ref_labels = _predict(reference, frames.inputs)
+        ref_logits = reference.logits(frames.inputs[:LOGIT_FRAMES])
+    finally:
+        reference.close()
     ref_miou = score(ref_labels, frames, num_classes)
-    reference.close()
+    with output_dir(out) as out_dir:  # a run that fails before writing anything leaves no empty folder
+        return _run(names, weights_path, out_dir, size, calib_path, calib_frames, frames, clip_path, ref_labels,
+                    ref_logits, ref_miou, num_classes, torch_device, iters, warmup, infer, on_row, command)
+
+
+def _run(names: list[str], weights_path: Path, out_dir: Path, size: tuple[int, int], calib_path: Path | None,
+         calib_frames: int, frames: EvalFrames, clip_path: Path, ref_labels: np.ndarray, ref_logits: np.ndarray,
+         ref_miou: float | None, num_classes: int, torch_device: torch.device, iters: int, warmup: int, infer: bool,
+         on_row: Callable[[Row], None] | None, command: str) -> BenchmarkResult:
+    """The rows of :func:`benchmark` once the reference is computed, written into ``out_dir``."""
+    from nlseg.api.segmenter import Segmenter
+
     export = _Exporter(weights_path, out_dir, size, calib_path, calib_frames, frames, clip_path)
     rows: list[Row] = []
     opened: list[tuple[Row, Backend]] = []
