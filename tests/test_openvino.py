@@ -159,6 +159,9 @@ def test_bad_openvino_inputs_are_one_line(exports, tmp_path):
     assert result.returncode == 2 and "lonely.bin" in result.stderr and "Traceback" not in result.stderr
     plugin = nlseg_cli("export", "--plugin", "--format", "openvino", "--out", tmp_path / "p.xml")
     assert plugin.returncode == 2 and "--plugin" in plugin.stderr and "Traceback" not in plugin.stderr
+    half = nlseg.load(device="cpu").export("onnx", tmp_path / "half.onnx", half=True)
+    with pytest.raises(InputError, match="export without --half"):  # OpenVINO's precision is chosen at load
+        nlseg.load(half, backend="openvino")
     with pytest.raises(InputError, match="not quantized"):
         nlseg.load(exports["xml"], precision="int8")
     with pytest.raises(InputError, match="not onnxruntime"):

@@ -46,6 +46,9 @@ class OpenVinoBackend(Backend):
         model, metadata = read_model(self.core, path)
         if metadata.config.task != "segment":
             raise InputError(f"{path}: the model is a {metadata.config.task} network; nlseg infer needs a segmenter")
+        if metadata.precision != "float32":
+            raise InputError(f"{path}: a {metadata.precision} export; OpenVINO takes float32 models and computes in the "
+                             "precision chosen when loading (fp32, or bf16 with --half): export without --half")
         built = "int8" if metadata.quantization is not None else None
         if precision is not None and precision not in PRECISIONS:
             raise InputError(f"OpenVINO runs fp32, bf16 or (INT8 models) int8, not {precision}", param="precision")
@@ -74,7 +77,6 @@ class OpenVinoBackend(Backend):
         self.request = self.compiled.create_infer_request()
         self._logits = self.compiled.output("logits")
         self._labels = self.compiled.output("labels")
-        self._input_dtype = np.float16 if metadata.precision == "float16" else np.float32
         self.weights = path
         self.device = "cpu"
         self.info = metadata.info()
@@ -89,7 +91,7 @@ class OpenVinoBackend(Backend):
     def _run(self, batch: np.ndarray, output: Any) -> np.ndarray:
         if not self._batch_dynamic and batch.shape[0] != 1:
             return np.concatenate([self._run(batch[i:i + 1], output) for i in range(batch.shape[0])])
-        self.request.infer({0: np.ascontiguousarray(batch, self._input_dtype)})
+        self.request.infer({0: np.ascontiguousarray(batch, np.float32)})
         return self.request.get_tensor(output).data.copy()  # the request's buffer is reused by the next call
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -102,7 +104,7 @@ class OpenVinoBackend(Backend):
         if not self.info.dynamic and tuple(shape[2:]) != self.info.input_size:
             raise InputError(f"{self.weights} has a fixed input size "
                              f"{self.info.input_size[0]}x{self.info.input_size[1]}", param="shape")
-        x = np.random.default_rng(0).standard_normal(shape).astype(self._input_dtype)
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         for _ in range(warmup):
             self.request.infer({0: x})
         times = []
