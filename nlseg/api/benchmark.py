@@ -141,17 +141,20 @@ def _labelled_frames(kind: str, folder: Path, split: str, size: tuple[int, int],
         from nlseg.data.labels import CAMVID_SCORING
 
         loaded, groups = load_camvid(folder, split, size, workers=2, param="split"), CAMVID_SCORING
-        layout = camvid_layout(folder, "train")
+        try:
+            train: Path | None = camvid_layout(folder, "train").images
+        except InputError:  # a copy without the train split: INT8 calibrates on the clip
+            train = None
     else:
         from nlseg.data.segfolder import folder_layout, load_pairs
 
         loaded, groups = load_pairs(folder_layout(folder, split), size, 19, workers=2), None
-        layout = folder_layout(folder, "train")
+        train = folder_layout(folder, "train").images
     index = torch.from_numpy(np.unique(np.linspace(0, len(loaded) - 1, min(limit, len(loaded))).round().astype(np.int64)))
     chosen = loaded.subset(index)
     mean, std = info.normalization.tensors
     inputs = normalise(chosen.images, mean, std).numpy()
-    calibration = layout.images if layout.images.is_dir() and split != "train" else None
+    calibration = train if train is not None and train.is_dir() and split != "train" else None
     return EvalFrames(inputs, chosen.targets, groups, f"{kind} {split}: {len(chosen)} of {len(loaded)} frames at "
                       f"{size[0]}x{size[1]}", calibration)
 
