@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,12 @@ def profile_backend(backend: Backend, shape: tuple[int, ...] | None = None, *, w
 
 
 def backends_to_profile(choice: str | None, weights: Path | None) -> list[str]:
-    """The backends ``choice`` names for ``weights``: 'all' is torch, onnxruntime and (engines) tensorrt;
-    None is the one the weights file needs (torch for an untrained architecture)."""
+    """The backends ``choice`` names for ``weights``: 'all' is torch, onnxruntime, openvino (when installed) and
+    (engines) tensorrt; None is the one the weights file needs (torch for an untrained architecture)."""
     if choice == "all":
         engine = weights is not None and backend_for(weights, None) == "tensorrt"
-        return ["torch", "onnxruntime"] + (["tensorrt"] if engine else [])
+        openvino = importlib.util.find_spec("openvino") is not None
+        return ["torch", "onnxruntime"] + (["openvino"] if openvino else []) + (["tensorrt"] if engine else [])
     if choice is None:
         return ["torch"] if weights is None else [backend_for(weights, None)]
     if choice not in BACKENDS:
@@ -66,9 +68,10 @@ def source_model(weights: Path) -> SourceModel:
 def open_for_profile(name: str, weights: Path | None, source: SourceModel | None, device: torch.device, *,
                      half: bool, cuda_graph: bool, workdir: Path) -> Backend:
     """Backend ``name`` for ``weights`` (or the untrained ``source``): the file itself when it is that
-    backend's kind, else its PyTorch model, exported to ``workdir`` for onnxruntime."""
-    if weights is not None and backend_for(weights, None) == name:
-        precision = half_precision(device) if half and name == "torch" else None
+    backend's kind, else its PyTorch model, exported to ``workdir`` for onnxruntime and openvino (``half``:
+    fp16 on onnxruntime, bf16 on openvino)."""
+    if weights is not None and _runs(name, weights):
+        precision = half_precision(device) if half and name == "torch" else "bf16" if half and name == "openvino" else None
         return open_backend(weights, name, device, precision, cuda_graph=cuda_graph)
     if name == "tensorrt":
         raise InputError("TensorRT runs engines: build one (nlseg export --trt) and profile that file",
@@ -79,5 +82,16 @@ def open_for_profile(name: str, weights: Path | None, source: SourceModel | None
         info = info_from_checkpoint(model.config, model.meta, model.input_mean)
         return TorchBackend(model.model, info, weights or Path("<random-init>"), device, precision, cuda_graph)
     onnx_path = workdir / "model.onnx"
+    if name == "openvino":
+        from nlseg.runtime.openvino_backend import OpenVinoBackend
+
+        export_onnx(model, onnx_path)
+        return OpenVinoBackend(onnx_path, "bf16" if half else "fp32")
     export_onnx(model, onnx_path, ExportOptions(half=half))
     return OrtBackend(onnx_path, device)
+
+
+def _runs(name: str, weights: Path) -> bool:
+    """Whether backend ``name`` runs the file ``weights`` itself (OpenVINO also runs .onnx exports)."""
+    kind = backend_for(weights, None)
+    return kind == name or (name == "openvino" and kind == "onnxruntime")

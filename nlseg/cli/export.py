@@ -1,5 +1,5 @@
-"""``nlseg export``: a checkpoint (or an untrained architecture) to ONNX, or to a TensorRT engine
-(:func:`nlseg.api.export_model`)."""
+"""``nlseg export``: a checkpoint (or an untrained architecture) to ONNX, an OpenVINO IR (either also INT8), or
+a TensorRT engine (:func:`nlseg.api.export_model`)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,16 @@ from nlseg.tensorrt.model_repository import serve_command
 
 Weights = Annotated[Optional[Path], typer.Argument(
     help="Checkpoint .pt (default: the bundled default weights); with --format engine also an nlseg .onnx export.")]
-Out = Annotated[Optional[Path], typer.Option("--out", help="Output file: .onnx, or .engine / .plan (default model.onnx / model.engine).")]
-Format = Annotated[str, typer.Option("--format", help="Output format: onnx or engine (TensorRT).")]
+Out = Annotated[Optional[Path], typer.Option("--out", help="Output file: .onnx, .xml (OpenVINO; its .bin beside it), or "
+                                             ".engine / .plan (default model.onnx / model.xml / model.engine).")]
+Format = Annotated[str, typer.Option("--format", help="Output format: onnx, openvino (IR, needs nlseg[openvino]) or engine (TensorRT).")]
 Trt = Annotated[bool, typer.Option("--trt", help="Build a TensorRT engine (same as --format engine); needs TensorRT >= 10.9 and a GPU.")]
-Int8 = Annotated[bool, typer.Option("--int8", help="INT8 engine calibrated on --calib-data (TensorRT 10 only).")]
-CalibData = Annotated[Optional[Path], typer.Option("--calib-data", help="Folder of representative images for --int8.")]
+Int8 = Annotated[bool, typer.Option("--int8", help="INT8 model calibrated on --calib-data: onnx (ONNX Runtime QDQ), "
+                                               "openvino (NNCF), engine (TensorRT 10 only).")]
+CalibData = Annotated[Optional[Path], typer.Option("--calib-data", help="Representative images for --int8: a folder (engines: "
+                                                     "required), or for onnx/openvino also a video (default: the bundled clip).")]
+CalibFrames = Annotated[Optional[int], typer.Option("--calib-frames", help="Frames that calibrate an INT8 onnx/openvino model "
+                                                      "(default 32, evenly spaced).")]
 MinShape = Annotated[Optional[str], typer.Option("--min-shape", help="Smallest input BxCxHxW the engine accepts (default: --opt-shape).")]
 OptShape = Annotated[Optional[str], typer.Option("--opt-shape", help="Input BxCxHxW the engine is tuned for (default: 1xC and the input size).")]
 MaxShape = Annotated[Optional[str], typer.Option("--max-shape", help="Largest input BxCxHxW the engine accepts (default: --opt-shape).")]
@@ -68,6 +73,7 @@ def export(
     input_size: InputSize = None,
     int8: Int8 = False,
     calib_data: CalibData = None,
+    calib_frames: CalibFrames = None,
     min_shape: MinShape = None,
     opt_shape: OptShape = None,
     max_shape: MaxShape = None,
@@ -78,6 +84,7 @@ def export(
 ) -> None:
     """Export a model to ONNX: a portable graph of standard operators, or with --plugin one
     nlseg::PairwiseKernel node per pairwise update; metadata for nlseg infer / profile / check.
+    --format openvino: an OpenVINO IR (.xml + .bin) with the same metadata. --int8: INT8 calibrated on real frames.
     With --trt (--format engine): a TensorRT engine with the PairwiseKernel plugin, and its .engine.json."""
     if trt and fmt != "engine" and _given(ctx, "fmt"):
         raise InputError(f"--trt builds an engine; it contradicts --format {fmt}")
@@ -89,7 +96,7 @@ def export(
     result = export_model(
         _source(ctx, weights, random, seed, model_flags, dataset), out, fmt, opset=opset, dynamic=dynamic, half=half,
         simplify=simplify, with_argmax=with_argmax, plugin=plugin, input_size=opt.parse_hw(input_size, "--size"),
-        int8=int8, calib_data=calib_data, min_shape=_shape(min_shape, "--min-shape"),
+        int8=int8, calib_data=calib_data, calib_frames=calib_frames, min_shape=_shape(min_shape, "--min-shape"),
         opt_shape=_shape(opt_shape, "--opt-shape"), max_shape=_shape(max_shape, "--max-shape"), workspace=workspace,
         timing_cache=timing_cache, triton_repo=triton_repo, dataset=dataset if random else None)
     _report(result, opset)
@@ -119,18 +126,31 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
 
+def _quantized(record: dict | None) -> str:
+    if record is None:
+        return ""
+    return (f", INT8 ({record['method']}: {record['weights']} weights, {record['activations']} activations) calibrated "
+            f"on {record['frames']} frames of {record['calibration']}")
+
+
 def _shape(text: str | None, flag: str) -> tuple[int, ...] | None:
     return None if text is None else opt.parse_size(text, flag)
 
 
 def _report(result: Exported, opset: int) -> None:
+    if result.openvino is not None:
+        ir = result.openvino
+        print(f"wrote {ir.path} and {ir.path.with_suffix('.bin').name}: OpenVINO {ir.openvino_version.split('-')[0]} IR "
+              f"of the portable graph, float32 weights{_quantized(ir.metadata.quantization)}"
+              + ("" if ir.metadata.quantization else "; it runs at fp32 or bf16, chosen when it is loaded"))
+        return
     if result.onnx is not None:
         meta = result.onnx.metadata
         axes = "/".join(meta.dynamic_axes) or "none"
         counts = result.onnx.op_counts
         ops = ", ".join(f"{n} {op}" for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        print(f"wrote {result.path}: {meta.graph} graph, opset {opset}, {meta.precision}, dynamic axes {axes}, "
-              f"outputs {', '.join(meta.outputs)}")
+        print(f"wrote {result.path}: {meta.graph} graph, opset {opset}, {meta.precision}{_quantized(meta.quantization)}, "
+              f"dynamic axes {axes}, outputs {', '.join(meta.outputs)}")
         if result.onnx.simplified is not None:
             print(result.onnx.simplified)
         print(f"{sum(counts.values())} nodes: {ops}")

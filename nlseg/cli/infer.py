@@ -32,10 +32,10 @@ def infer(
     source: Annotated[Optional[str], typer.Argument(
         help="Video file, image, folder, glob, webcam index or rtsp/http URL (default: the bundled sample clip).",
         show_default=False)] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt, .onnx or .engine (default: the bundled weights).")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt (default: from the weights file).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt, .onnx, OpenVINO .xml or .engine (default: the bundled weights).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | openvino | tensorrt (default: from the weights file; openvino also runs .onnx).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
-    half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (checkpoints on the torch backend; refused for .onnx and .engine files).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (checkpoints on the torch backend, and openvino: bf16; refused for onnxruntime and .engine files).")] = False,
     imgsz: Annotated[Optional[str], typer.Option("--imgsz", help="Inference size HxW (default: the model's training size).")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Frames per forward pass.")] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: a new runs/infer/N).")] = None,
@@ -91,10 +91,13 @@ def infer(
 
 
 def _half(half: bool, weights: Path | None, backend: str | None, device: str | None) -> str | None:
-    """``--half``'s precision: fp16 on CUDA, bf16 on the CPU for a checkpoint; refused for exports and engines."""
+    """``--half``'s precision: fp16 on CUDA, bf16 on the CPU for a checkpoint, bf16 on OpenVINO; refused for
+    ONNX Runtime exports and engines."""
     if not half:
         return None
     path = weights if weights is not None else default_weights()
+    if backend_for(path, backend) == "openvino":
+        return "bf16"
     if backend_for(path, backend) != "torch":
         raise InputError(f"--half: {path} runs at the precision it was built with; --half applies to checkpoints "
                          "(a float16 ONNX export: nlseg export --half)")

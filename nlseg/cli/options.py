@@ -21,7 +21,7 @@ from nlseg.nn.presets import LAYOUTS, PRESETS
 
 # Library parameter / ModelConfig field -> the flag that sets it, where the two names differ.
 FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size",
-                         "input_size": "--size"}
+                         "input_size": "--size", "precision": "--half"}
 
 Dataset = Annotated[str, typer.Option("--dataset", help=f"Architecture preset: {', '.join(PRESETS)}.")]
 

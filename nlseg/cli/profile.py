@@ -24,10 +24,10 @@ from nlseg.runtime.device import resolve_device
 @opt.with_model_flags
 def profile(
     model_flags: opt.ModelFlags,
-    weights: Annotated[Optional[Path], typer.Argument(help="Checkpoint .pt, .onnx or TensorRT .engine (default: the bundled weights).")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | tensorrt | all.")] = None,
+    weights: Annotated[Optional[Path], typer.Argument(help="Checkpoint .pt, .onnx, OpenVINO .xml or TensorRT .engine (default: the bundled weights).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | openvino | tensorrt | all.")] = None,
     shape: Annotated[Optional[str], typer.Option("--shape", help="Input BxCxHxW (default: 1x3 and the model's size).")] = None,
-    half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (torch backend).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (torch backend); bf16 on openvino.")] = False,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed passes first.")] = 10,
     iters: Annotated[int, typer.Option("--iters", help="Timed passes.")] = 50,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Time a captured CUDA graph (torch and tensorrt backends).")] = False,

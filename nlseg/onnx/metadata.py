@@ -19,6 +19,10 @@ Keys (all values strings; lists and dicts as JSON):
 | ``nlseg.dynamic_axes`` | JSON list among ``batch``, ``height``, ``width`` |
 | ``nlseg.outputs`` | JSON list: ``["logits"]`` or ``["logits", "labels"]`` |
 | ``nlseg.weights`` | JSON ``{"source", "path", "seed", "sha256"}`` (:class:`WeightsOrigin`) |
+| ``nlseg.quantization`` | optional JSON ``{"method", "activations", "weights", "calibration", "frames"}``: an INT8 model (``onnxruntime-qdq`` static quantization or ``nncf`` for OpenVINO) and the frames it was calibrated on; input and logits keep ``nlseg.precision`` |
+
+An OpenVINO IR (``nlseg export --format openvino``) carries the same entries in its ``rt_info``
+under ``nlseg`` (:mod:`nlseg.openvino.ir`).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class ModelMetadata:
     dataset: str | None = None
     nlseg_version: str = ""
     mean_image: np.ndarray | None = None
+    quantization: dict[str, Any] | None = None
 
     def info(self) -> ModelInfo:
         """What a runtime needs from this export (the contract every backend shares)."""
@@ -112,6 +117,8 @@ class ModelMetadata:
         if self.mean_image is not None:
             values["mean_image"] = {"shape": list(self.mean_image.shape),
                                     "values": [round(float(v), 6) for v in self.mean_image.reshape(-1)]}
+        if self.quantization is not None:
+            values["quantization"] = self.quantization
         return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
     @classmethod
@@ -150,6 +157,7 @@ class ModelMetadata:
             dataset=get("dataset") or None,
             nlseg_version=get("version"),
             mean_image=_mean_image(load("mean_image")) if PREFIX + "mean_image" in props else None,
+            quantization=load("quantization") if PREFIX + "quantization" in props else None,
         )
 
 

@@ -1,4 +1,5 @@
-"""Open the right backend for a weights file: .pt -> torch, .onnx -> onnxruntime, .engine -> tensorrt."""
+"""Open the right backend for a weights file: .pt -> torch, .onnx -> onnxruntime (or openvino), .xml -> openvino,
+.engine -> tensorrt."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import torch
 from nlseg.errors import InputError
 from nlseg.runtime.backend import Backend
 
-BACKEND_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKEND_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt",
+                    ".plan": "tensorrt"}
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+ALSO_READS = {"openvino": ("onnxruntime",)}  # OpenVINO also runs the .onnx exports
 
 
 def backend_for(weights: Path, backend: str | None) -> str:
@@ -21,7 +24,7 @@ def backend_for(weights: Path, backend: str | None) -> str:
     if inferred is None and backend is None:
         raise InputError(f"{weights}: unknown weights type {weights.suffix!r}; expected "
                          f"{', '.join(BACKEND_SUFFIXES)}, or name the backend")
-    if backend is not None and inferred is not None and inferred != backend:
+    if backend is not None and inferred is not None and inferred != backend and inferred not in ALSO_READS.get(backend, ()):
         raise InputError(f"{weights} is a {inferred} model ({weights.suffix}), not {backend}", param="backend")
     return backend or inferred  # type: ignore[return-value]
 
@@ -36,7 +39,8 @@ def open_backend(weights: Path, backend: str | None, device: torch.device, preci
     """Load ``weights`` into the backend that runs them.
 
     ``precision`` ('fp32', 'fp16', 'bf16'): what a checkpoint runs at on the torch backend (default
-    fp32). An ONNX export or an engine has its precision built in; naming another one is an InputError.
+    fp32), and what OpenVINO computes in (fp32, the default, or bf16; an INT8 model runs at int8).
+    An ONNX Runtime export or an engine has its precision built in; naming another one is an InputError.
     """
     name = backend_for(weights, backend)
     if not weights.is_file():
@@ -45,6 +49,10 @@ def open_backend(weights: Path, backend: str | None, device: torch.device, preci
         from nlseg.runtime.torch_backend import TorchBackend
 
         return TorchBackend.from_checkpoint(weights, device, precision or "fp32", cuda_graph)
+    if name == "openvino":
+        from nlseg.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend.from_file(weights, device, precision)
     opened: Backend
     if name == "onnxruntime":
         from nlseg.runtime.ort_backend import OrtBackend

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
-from nlseg.errors import InputError
 from nlseg.io import atomic_path, write_image
 from nlseg.runtime.backend import Backend
 from nlseg.contract import preprocess
