@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,8 +72,9 @@ def _remove_empty(folder: Path, created: list[Path]) -> None:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary name keeps the suffix (``.tmp-XXXX.mp4``) so writers that pick a format by
-    extension still work. On an exception the temporary file is removed; an OSError (a full disk,
+    The temporary name keeps the suffix (``.NAME.tmp-PID-XXXX.mp4``) so writers that pick a format by
+    extension still work; the writer's process id in it lets :func:`remove_stale_temps` tell a
+    killed run's leftovers from a live run's file. On an exception the temporary file is removed; an OSError (a full disk,
     a read-only or forbidden folder) is raised again naming ``path``, the file the user asked for,
     so the command line prints one line ``PATH: No space left on device``.
     """
@@ -80,7 +82,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp: Path | None = None
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.tmp-", suffix=final.suffix, dir=final.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.tmp-{os.getpid()}-", suffix=final.suffix, dir=final.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         umask = os.umask(0)
@@ -93,6 +95,50 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+# .NAME.tmp-PID-XXXXXXXX.SUFFIX (atomic_path), or .NAME.tmp-XXXXXXXX.SUFFIX without the PID (before it had one)
+_TEMP_NAME = re.compile(r"\..+\.tmp-(?:(?P<pid>\d+)-)?[a-z0-9_]{8}(?:\.[^.]+)?")
+
+
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[str]:
+    """Remove :func:`atomic_path`'s temporary files that a killed run left in ``folder`` and its sub-folders.
+
+    A file is removed only if the process named in it no longer exists; a live run's file stays. Files
+    of the older pattern without a process id are reported, not removed. Returns one note per file.
+    """
+    notes = []
+    root = Path(folder)
+    for path in sorted([*root.glob(".*.tmp-*"), *root.glob("*/.*.tmp-*")]):
+        match = _TEMP_NAME.fullmatch(path.name)
+        if match is None or not path.is_file():
+            continue
+        if match["pid"] is None:
+            notes.append(f"{path}: left in place, a temporary file of an earlier run (no process id in its name); "
+                         "delete it if no run is writing it")
+        elif not _alive(int(match["pid"])):
+            try:
+                path.unlink()
+            except FileNotFoundError:  # another run cleaned it first
+                continue
+            except OSError as exc:
+                notes.append(f"{path}: cannot remove the temporary file of killed run {match['pid']} ({exc.strerror})")
+                continue
+            notes.append(f"{path}: removed, a temporary file of killed run {match['pid']}")
+    return notes
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:  # not a PID this system can have
+        return False
+    return True
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:

@@ -15,7 +15,7 @@ from nlseg.assets import default_weights
 from nlseg.contract import ModelInfo, preprocess, read_image, to_bgr8
 from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
-from nlseg.io import output_dir, write_text
+from nlseg.io import output_dir, remove_stale_temps, write_text
 from nlseg.runtime.backend import Backend
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
@@ -197,12 +197,14 @@ class Segmenter:
                     raise InputError(f"{vid_stride} is more than the {inp.frame_count} frames of {inp.target}; "
                                      f"at most {inp.frame_count}", param="vid_stride")
         with output_dir(out) as out_dir:  # a run that fails before writing anything leaves no empty folder
+            stale = remove_stale_temps(out_dir)  # what a killed run left (SIGKILL, power loss)
             return self._run(source, sources, out_dir, size, batch, opacity, save_masks, video, vid_stride,
-                             written_codec, on_frames, on_start)
+                             written_codec, on_frames, on_start, stale)
 
     def _run(self, source: str | os.PathLike, sources: Sources, out_dir: Path, size: tuple[int, int], batch: int,
              opacity: float, save_masks: bool, video: bool, vid_stride: int, written_codec: str,
-             on_frames: Callable[[int], None] | None, on_start: Callable[[int | None], None] | None) -> InferResult:
+             on_frames: Callable[[int], None] | None, on_start: Callable[[int | None], None] | None,
+             stale: list[str]) -> InferResult:
         """The pipeline and summary.json of :meth:`infer`, once its inputs are checked and ``out_dir`` exists."""
         inputs = sources.inputs
         options = InferOptions(out_dir=out_dir, imgsz=size, batch=batch, opacity=opacity, save_masks=save_masks,
@@ -220,6 +222,7 @@ class Segmenter:
             "weights": str(self.weights), "imgsz": list(size), "batch": batch, "codec": written_codec if video else None,
             "outputs": [str(p) for p in report.outputs], "problems": report.problems,
             "interrupted": report.interrupted, "renamed": sources.renamed, "skipped": sources.skipped,
+            "stale_temps": stale,
         }
         summary_path = write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         return InferResult(report, summary, summary_path)

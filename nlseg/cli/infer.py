@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -48,9 +50,45 @@ def infer(
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture the forward pass as a CUDA graph (torch and tensorrt backends).")] = False,
 ) -> None:
     """Segment SOURCE and write annotated video/images, optional masks and OUT/summary.json."""
-    # Ctrl-C and SIGTERM finish the outputs written so far, even where SIGINT was inherited ignored
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with _signals_stop_once():
+        _infer(source, weights, backend, device, half, imgsz, batch, out, opacity, save_masks, no_video, codec,
+               vid_stride, cuda_graph)
+
+
+@contextmanager
+def _signals_stop_once() -> Iterator[None]:
+    """SIGINT and SIGTERM (even where SIGINT was inherited ignored) while ``nlseg infer`` runs.
+
+    The first raises KeyboardInterrupt: the pipeline finishes the frames done so far, closes and
+    renames the video and summary.json is written (exit 130). A second one meanwhile prints a note
+    and is otherwise ignored, so the finished outputs are kept. A third exits at once with 130:
+    no summary, the partial video left as a temporary file that the next run into that folder removes.
+    """
+    count = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            raise KeyboardInterrupt
+        if count == 2:  # os.write: print() in a handler can meet stderr mid-write and raise
+            os.write(2, b"note: finishing the frames done so far; a third signal quits without them\n")
+            return
+        os._exit(130)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if count == 0:  # once stopping, a late signal must not kill the exit with its default action
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def _infer(source: Optional[str], weights: Optional[Path], backend: Optional[str], device: Optional[str], half: bool,
+           imgsz: Optional[str], batch: int, out: Optional[Path], opacity: float, save_masks: bool, no_video: bool,
+           codec: str, vid_stride: int, cuda_graph: bool) -> None:
+    """The body of :func:`infer`."""
     source = source if source is not None else str(SAMPLE_CLIP)
     size = parse_hw(imgsz, "--imgsz")
     segmenter = load(weights, backend=backend, device=device, precision=_half(half, weights, backend, device),
@@ -76,6 +114,8 @@ def infer(
         print(f"warning: {problem}", file=sys.stderr)
     for skipped in result.summary["skipped"]:
         print(f"note: skipped {skipped}", file=sys.stderr)
+    for note in result.summary["stale_temps"]:
+        print(f"note: {note}", file=sys.stderr)
     for file, name in result.summary["renamed"].items():
         print(f"note: {file} is written as {name} (another input has the same name)", file=sys.stderr)
     videos = [p for p in report.outputs if p.suffix in CODECS.values()]

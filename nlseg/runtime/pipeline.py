@@ -112,6 +112,33 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
+def _get(q: queue.Queue, stop: threading.Event) -> object:
+    """Blocking get that returns ``_DONE`` once ``stop`` is set and nothing is queued."""
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _DONE
+
+
+def _finish(stop: threading.Event, q_out: queue.Queue, encoder: threading.Thread, decoder: threading.Thread) -> None:
+    """Stop the threads: the encoder writes the frames queued for it, then ends; the decoder stops reading.
+
+    The end marker is put only while the encoder lives (one that died with a full queue reads
+    nothing), so this never blocks for good.
+    """
+    stop.set()
+    while encoder.is_alive():
+        try:
+            q_out.put(_DONE, timeout=0.1)
+            break
+        except queue.Full:
+            continue
+    encoder.join()
+    decoder.join(timeout=5)
+
+
 def _decode(frames: Iterator[tuple[str, np.ndarray]], q: queue.Queue, stop: threading.Event,
             times: StageTimes, errors: list[BaseException]) -> None:
     try:
@@ -130,7 +157,7 @@ def _decode(frames: Iterator[tuple[str, np.ndarray]], q: queue.Queue, stop: thre
 
 
 def _encode(sink: _Sink, q: queue.Queue, lut: np.ndarray, times: StageTimes, errors: list[BaseException],
-            advance: Callable[[int], None], report: RunReport) -> None:
+            advance: Callable[[int], None], report: RunReport, stop: threading.Event) -> None:
     try:
         while (got := q.get()) is not _DONE:
             items, labels = got
@@ -142,6 +169,7 @@ def _encode(sink: _Sink, q: queue.Queue, lut: np.ndarray, times: StageTimes, err
                 advance(1)
     except BaseException as exc:
         errors.append(exc)
+        stop.set()  # the decoder and the main loop stop too, rather than wait on queues nobody reads
 
 
 def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: RunReport,
@@ -157,7 +185,7 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
         sink = _Sink(stack, options, report, inp if isinstance(inp, VideoInput) else None)
         decoder = threading.Thread(target=_decode, args=(inp.frames(options.vid_stride), q_in, stop, report.times, errors),
                                    name="nlseg-decode", daemon=True)
-        encoder = threading.Thread(target=_encode, args=(sink, q_out, lut, report.times, errors, advance, report),
+        encoder = threading.Thread(target=_encode, args=(sink, q_out, lut, report.times, errors, advance, report, stop),
                                    name="nlseg-encode", daemon=True)
         decoder.start()
         encoder.start()
@@ -166,7 +194,7 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
             while not done and not errors:
                 items = []
                 while len(items) < options.batch:
-                    item = q_in.get()
+                    item = _get(q_in, stop)
                     if item is _DONE:
                         done = True
                         break
@@ -185,10 +213,11 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            stop.set()
-            q_out.put(_DONE)
-            encoder.join()
-            decoder.join(timeout=5)
+            try:
+                _finish(stop, q_out, encoder, decoder)
+            except KeyboardInterrupt:  # a Ctrl-C while finishing is absorbed once: the frames done so far are kept
+                interrupted = True
+                _finish(stop, q_out, encoder, decoder)
         if errors:
             raise errors[0]
     if isinstance(inp, VideoInput) and not inp.live and not interrupted:
