@@ -80,9 +80,8 @@ def _signals_stop_once() -> Iterator[None]:
     try:
         yield
     finally:
-        if count == 0:  # once stopping, a late signal must not kill the exit with its default action
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+        for sig, old in previous.items():  # once stopping, a late signal must not kill the exit (status 130)
+            signal.signal(sig, old if count == 0 else signal.SIG_IGN)
 
 
 def _infer(source: Optional[str], weights: Optional[Path], backend: Optional[str], device: Optional[str], half: bool,
