@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from nlseg.io import remove_stale_temps
 from tests.test_infer import leftovers, probe, weights  # noqa: F401 (fixture)
 from tests.test_video_writer import source_video
 
@@ -43,7 +44,9 @@ def interrupt(video: Path, weights: Path, out: Path, signals: list[tuple[float, 
     return proc.returncode, stdout, stderr
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.3], ids=["together", "during-the-finish"])
+# the second signal: with the first; 0.1 s later, while the video is being finished (main's code lost it all
+# there: no video, no summary, nothing printed); 0.3 s later, about when the process exits (main's: killed, -15)
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3], ids=["together", "right-after-the-first", "at-the-exit"])
 def test_second_signal_keeps_the_frames_done_so_far(long_video, weights, tmp_path, delay):
     out = tmp_path / "out"
     code, stdout, stderr = interrupt(long_video, weights, out, [(0, signal.SIGINT), (delay, signal.SIGTERM)])
@@ -63,3 +66,35 @@ def test_third_signal_quits_at_once(long_video, weights, tmp_path):
     assert code == 130 and "Traceback" not in stderr, stderr
     assert time.time() - start < 60
     assert not (out / "drive.mp4").exists() and not (out / "summary.json").exists()
+    [partial] = out.glob(".drive.tmp-*.mp4")  # for the next run into the folder to remove
+    assert remove_stale_temps(out) == [f"{partial}: removed, a temporary file of killed run {partial.name.split('-')[1]}"]
+
+
+def test_a_dead_encoder_stops_the_run_promptly(long_video, weights, tmp_path, monkeypatch):
+    """The encoder fails with its queue full: the run ends with that error, nothing blocks on a queue nobody reads."""
+    import errno
+    import threading
+
+    import nlseg
+    from nlseg.runtime.video_writer import VideoWriter
+
+    def full_disk(self, frame):
+        time.sleep(3)  # meanwhile the main loop fills the encoder's queue and waits on it
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(VideoWriter, "write", full_disk)
+    segmenter = nlseg.load(weights, device="cpu")
+    raised: list[BaseException] = []
+
+    def infer() -> None:
+        try:
+            segmenter.infer(long_video, tmp_path / "out", batch=2)
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=infer, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the run hangs after its encoder died"
+    assert isinstance(raised[0], OSError) and raised[0].errno == errno.ENOSPC
+    assert not (tmp_path / "out").exists()  # no video, no temporary file, no empty folder
