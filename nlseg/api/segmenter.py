@@ -176,8 +176,9 @@ class Segmenter:
         Writes the overlay video (videos; ``codec`` h264: MP4 that browsers play, the default; vp9:
         WebM; mp4v: OpenCV's MPEG-4 Part 2, also the fallback where no H.264 encoder exists) or JPEGs
         (images), with ``save_masks`` uint8 PNGs, and ``out/summary.json``. Ctrl-C finishes the
-        frames in flight and closes the outputs (``result.report.interrupted``). ``on_start(total
-        frames or None)`` and ``on_frames(n)`` report progress.
+        frames in flight and closes the outputs (``result.report.interrupted``). Temporary files that
+        a killed run left in ``out`` are removed first (:func:`nlseg.io.remove_stale_temps`;
+        ``summary['stale_temps']``). ``on_start(total frames or None)`` and ``on_frames(n)`` report progress.
         """
         if not isinstance(source, (str, os.PathLike)):
             raise InputError(f"infer reads a file, folder, glob, webcam index or URL, not a {type(source).__name__}; "

@@ -6,7 +6,9 @@ decode thread ──(bounded queue)──> main thread: preprocess + backend.pre
 
 Queues are bounded, so memory stays flat on a two-hour video. Every output is written under
 a temporary name and renamed when complete; on Ctrl-C the frames already decoded are
-finished, the video is closed (so it plays) and renamed, and the report says ``interrupted``.
+finished, the video is closed (so it plays) and renamed, and the report says ``interrupted``;
+a Ctrl-C while that happens is absorbed once (``nlseg infer`` defers later signals itself). Shutting
+down never blocks on a queue: an encoder that fails stops the run with its error.
 """
 
 from __future__ import annotations
