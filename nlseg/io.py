@@ -72,17 +72,18 @@ def _remove_empty(folder: Path, created: list[Path]) -> None:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary name keeps the suffix (``.NAME.tmp-PID-XXXX.mp4``) so writers that pick a format by
-    extension still work; the writer's process id in it lets :func:`remove_stale_temps` tell a
-    killed run's leftovers from a live run's file. On an exception the temporary file is removed; an OSError (a full disk,
-    a read-only or forbidden folder) is raised again naming ``path``, the file the user asked for,
-    so the command line prints one line ``PATH: No space left on device``.
+    The temporary name keeps the suffix (``.NAME.tmp-PID-XXXX.mp4``) so writers that pick a format
+    by extension still work; the writer's process id in it lets :func:`remove_stale_temps` tell a
+    killed run's leftovers from a live run's file. On an exception the temporary file is removed;
+    an OSError (a full disk, a read-only or forbidden folder) is raised again naming ``path``, the
+    file the user asked for, so the command line prints one line ``PATH: No space left on device``.
     """
     final = Path(path)
     tmp: Path | None = None
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.tmp-{os.getpid()}-", suffix=final.suffix, dir=final.parent)
+        prefix = f".{final.stem}.tmp-{os.getpid()}-"
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=final.suffix, dir=final.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         umask = os.umask(0)

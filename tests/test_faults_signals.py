@@ -67,7 +67,8 @@ def test_third_signal_quits_at_once(long_video, weights, tmp_path):
     assert time.time() - start < 60
     assert not (out / "drive.mp4").exists() and not (out / "summary.json").exists()
     [partial] = out.glob(".drive.tmp-*.mp4")  # for the next run into the folder to remove
-    assert remove_stale_temps(out) == [f"{partial}: removed, a temporary file of killed run {partial.name.split('-')[1]}"]
+    pid = partial.name.split("-")[1]
+    assert remove_stale_temps(out) == [f"{partial}: removed, a temporary file of killed run {pid}"]
 
 
 def test_a_dead_encoder_stops_the_run_promptly(long_video, weights, tmp_path, monkeypatch):
