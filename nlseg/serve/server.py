@@ -10,6 +10,7 @@ tensorrt: the wheel has no native onnxruntime or TensorRT backend). The wire con
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import tempfile
@@ -24,6 +25,8 @@ import numpy as np
 from nlseg.errors import InputError
 from nlseg.serve.contract import INPUT, OUTPUT, BadImage, config_parameters, decode_image, encode_image
 from nlseg.serve.stub_env import DEFAULT_STUB_SITE, StubEnvError, library_path, stub_prefix
+
+LOG = logging.getLogger("nlseg.serve")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class ServedModel:
                     images.append(decode_image(bytes(entry), self.max_pixels))
                 except BadImage as exc:
                     where = f"{INPUT}[{i}]" if len(requests) == 1 else f"request {r}, {INPUT}[{i}]"
+                    LOG.warning("bad request: %s: %s", where, exc)
                     raise BadImage(f"{where}: {exc}") from None
             counts.append(len(data))
         masks = self.segmenter.predict(images, batch=self.max_batch) if images else []
@@ -120,6 +124,8 @@ def _quiet_pytriton() -> None:
     """nlseg prints its own one-line status; pytriton's INFO logs go, its warnings and errors stay."""
     for name in ("pytriton", "pytriton.triton", "pytriton.server", "pytriton.models", "pytriton.proxy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # a bad request is logged as one line (LOG), not as the traceback pytriton logs for every failed batch
+    logging.getLogger("pytriton.proxy.inference").setLevel(logging.ERROR)
 
 
 def serve(options: ServeOptions, on_ready: Callable[[dict[str, str]], None],
@@ -128,8 +134,6 @@ def serve(options: ServeOptions, on_ready: Callable[[dict[str, str]], None],
 
     ``on_ready(urls)`` is called once the model is loaded and ready on both endpoints.
     """
-    import os
-
     check_options(options)
     try:
         import pytriton.server.triton_server as triton_server
@@ -154,7 +158,7 @@ def serve(options: ServeOptions, on_ready: Callable[[dict[str, str]], None],
         triton_server.get_triton_python_backend_python_env = lambda: prefix  # the stub's Python (stub_env)
         config = TritonConfig(http_address=options.host, http_port=options.http_port, grpc_address=options.host,
                               grpc_port=options.grpc_port, metrics_address=options.host,
-                              metrics_port=options.metrics_port, exit_timeout_secs=30,
+                              metrics_port=options.metrics_port, exit_timeout_secs=30, allow_gpu_metrics=False,
                               log_file=workdir / "tritonserver.log", log_verbose=0)
         batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us)
         triton = Triton(config=config, workspace=workdir / "pytriton")
