@@ -158,7 +158,7 @@ def serve(options: ServeOptions, on_ready: Callable[[dict[str, str]], None],
         triton_server.get_triton_python_backend_python_env = lambda: prefix  # the stub's Python (stub_env)
         config = TritonConfig(http_address=options.host, http_port=options.http_port, grpc_address=options.host,
                               grpc_port=options.grpc_port, metrics_address=options.host,
-                              metrics_port=options.metrics_port, exit_timeout_secs=30, allow_gpu_metrics=False,
+                              metrics_port=options.metrics_port, exit_timeout_secs=10, allow_gpu_metrics=False,
                               log_file=workdir / "tritonserver.log", log_verbose=0)
         batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us)
         triton = Triton(config=config, workspace=workdir / "pytriton")
