@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nlseg.errors import InputError
+from nlseg.serve import watchdog
 from nlseg.serve.contract import INPUT, OUTPUT, BadImage, config_parameters, decode_image, encode_image
 from nlseg.serve.stub_env import DEFAULT_STUB_SITE, StubEnvError, library_path, stub_prefix
 
@@ -162,6 +163,7 @@ def serve(options: ServeOptions, on_ready: Callable[[dict[str, str]], None],
                               log_file=workdir / "tritonserver.log", log_verbose=0)
         batcher = DynamicBatcher(max_queue_delay_microseconds=options.queue_delay_us)
         triton = Triton(config=config, workspace=workdir / "pytriton")
+        guard = watchdog.start(workdir)  # stops tritonserver and its stub if this process is killed outright
         try:
             triton.bind(options.name, [ServedModel(s, options.max_batch, options.max_pixels) for s in segmenters],
                         inputs=[Tensor(name=INPUT, dtype=np.bytes_, shape=(1,))],
@@ -173,6 +175,8 @@ def serve(options: ServeOptions, on_ready: Callable[[dict[str, str]], None],
             _run(triton, options, on_ready, stop, workdir / "tritonserver.log")
         finally:
             triton.stop()
+            guard.terminate()
+            guard.wait()
             for segmenter in segmenters:
                 segmenter.close()
 
