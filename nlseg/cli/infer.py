@@ -17,7 +17,7 @@ from nlseg.cli import app
 from nlseg.cli.options import parse_hw
 from nlseg.errors import InputError
 from nlseg.runtime.device import resolve_device
-from nlseg.runtime.load import backend_for, half_precision
+from nlseg.runtime.load import half_for
 from nlseg.runtime.video_writer import CODECS
 from nlseg.serve.client import is_server_url
 
@@ -101,10 +101,4 @@ def _half(half: bool, weights: str | None, backend: str | None, device: str | No
         return None
     if is_server_url(weights):
         raise InputError(f"--half: {weights} is a served model; its precision is the server's (nlseg serve WEIGHTS)")
-    path = Path(weights) if weights is not None else default_weights()
-    if backend_for(path, backend) == "openvino":
-        return "bf16"
-    if backend_for(path, backend) != "torch":
-        raise InputError(f"--half: {path} runs at the precision it was built with; --half applies to checkpoints "
-                         "(a float16 ONNX export: nlseg export --half)")
-    return half_precision(resolve_device(device))
+    return half_for(Path(weights) if weights is not None else default_weights(), backend, resolve_device(device))
