@@ -17,7 +17,6 @@ import argparse
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,18 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nlseg  # noqa: E402
 from nlseg.assets import SAMPLE_CLIP  # noqa: E402
 from nlseg.serve.contract import encode_image  # noqa: E402
+from nlseg.serve.server import free_ports  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def start_server(weights: str | None, max_batch: int) -> tuple[subprocess.Popen, int, int]:

@@ -16,7 +16,6 @@ import argparse
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,20 +27,11 @@ import numpy as np
 
 from nlseg.assets import SAMPLE_CLIP
 from nlseg.serve.contract import encode_image
+from nlseg.serve.server import free_ports
 from nlseg.serve.watchdog import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("nlseg serve", "tritonserver", "stub", "stub's Python")
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def rss_mib(pid: int) -> tuple[float, float]:

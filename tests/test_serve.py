@@ -10,13 +10,11 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,19 +28,10 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 import nlseg  # noqa: E402
 from nlseg.assets import SAMPLE_CLIP  # noqa: E402
 from nlseg.serve.contract import decode_mask, encode_image  # noqa: E402
+from nlseg.serve.server import free_ports  # noqa: E402
 
 MAX_PIXELS = 640 * 360  # the sample clip's frame size: the largest image the module's server takes
 READY_S = 120
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 class Server:

@@ -102,6 +102,18 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports on ``host`` that were free a moment ago (for tests and benchmarks)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def check_options(options: ServeOptions) -> None:
     """InputError naming the flag for a value the server cannot start with (checked before loading anything)."""
     for param, value, low in (("max_batch", options.max_batch, 1), ("instances", options.instances, 1),
