@@ -156,3 +156,12 @@ def test_infer_half_is_refused_for_an_onnx_export(ort_seg, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and "--half" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_profile_half_is_refused_for_an_onnx_export(ort_seg, capsys):
+    from nlseg.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["profile", str(ort_seg.weights), "--half", "--iters", "1", "--warmup", "0"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "--half" in err and str(ort_seg.weights) in err and len(err.splitlines()) == 1

@@ -14,7 +14,7 @@ from nlseg.errors import InputError
 from nlseg.onnx import ExportOptions, export_onnx, read_metadata
 from nlseg.onnx.source_model import SourceModel, for_check, from_checkpoint
 from nlseg.runtime.backend import Backend
-from nlseg.runtime.load import BACKENDS, backend_for, half_precision, open_backend
+from nlseg.runtime.load import BACKENDS, backend_for, half_for, half_precision, open_backend
 from nlseg.runtime.ort_backend import OrtBackend
 from nlseg.runtime.timing import latency_stats
 from nlseg.runtime.torch_backend import TorchBackend
@@ -71,7 +71,7 @@ def open_for_profile(name: str, weights: Path | None, source: SourceModel | None
     backend's kind, else its PyTorch model, exported to ``workdir`` for onnxruntime and openvino (``half``:
     fp16 on onnxruntime, bf16 on openvino)."""
     if weights is not None and _runs(name, weights):
-        precision = half_precision(device) if half and name == "torch" else "bf16" if half and name == "openvino" else None
+        precision = half_for(weights, name, device) if half else None
         return open_backend(weights, name, device, precision, cuda_graph=cuda_graph)
     if name == "tensorrt":
         raise InputError("TensorRT runs engines: build one (nlseg export --trt) and profile that file",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, Union
 import numpy as np
 
 from nlseg.assets import default_weights
-from nlseg.contract import ModelInfo, preprocess, read_image, to_bgr8
+from nlseg.contract import ModelInfo, read_image, to_bgr8
 from nlseg.contract.limits import check_size, parse_shape
 from nlseg.errors import InputError
 from nlseg.io import output_dir, remove_stale_temps, write_text
@@ -120,7 +120,7 @@ class Segmenter:
         size = self.input_size(imgsz)
         for start in range(0, len(images), batch):
             chunk = images[start:start + batch]
-            yield chunk, preprocess(chunk, size, self.info)
+            yield chunk, self.backend.prepare(chunk, size)
 
     def predict(self, source: Image | Sequence[Image], *, imgsz: tuple[int, int] | None = None,
                 batch: int = 8) -> np.ndarray | list[np.ndarray]:
@@ -220,7 +220,7 @@ class Segmenter:
             "source": str(source), "frames": report.frames, "fps": round(fps, 3), "seconds": round(report.seconds, 3),
             "stages": report.times.summary(), "backend": self.backend.name, "device": self.backend.device,
             "device_name": self.backend.device_name(), "precision": self.backend.precision,
-            "weights": str(self.weights), "imgsz": list(size), "batch": batch, "codec": written_codec if video else None,
+            "weights": str(getattr(self.backend, "url", self.weights)), "imgsz": list(size), "batch": batch, "codec": written_codec if video else None,
             "outputs": [str(p) for p in report.outputs], "problems": report.problems,
             "interrupted": report.interrupted, "renamed": sources.renamed, "skipped": sources.skipped,
             "stale_temps": stale,
@@ -257,10 +257,15 @@ class Segmenter:
 
 
 def load(weights: str | os.PathLike | None = None, *, backend: str | None = None, device: str | None = None,
-         precision: str | None = None, cuda_graph: bool = False, half: bool = False) -> Segmenter:
+         precision: str | None = None, cuda_graph: bool = False, half: bool = False,
+         timeout: float | None = None) -> Segmenter:
     """A :class:`Segmenter` for ``weights`` (.pt checkpoint, .onnx export or TensorRT .engine; default: the
     bundled weights) on ``backend`` (default: the one the file needs) and ``device`` ('cpu', 'cuda',
     'cuda:N'; default: CUDA when available).
+
+    ``weights`` may also be a model served by ``nlseg serve`` (``"grpc://HOST:8001/nlseg"``,
+    ``"http://HOST:8000/nlseg"``): ``predict`` and ``infer`` then run on that server, ``timeout`` is how
+    many seconds a request may take (default: no limit), and the other options belong to the server.
 
     ``precision``: ``'fp32'``, ``'fp16'`` or ``'bf16'``, what a checkpoint runs at on the torch backend
     (default fp32). An ONNX export or an engine runs at the precision it was built with (``nlseg export
@@ -270,6 +275,16 @@ def load(weights: str | os.PathLike | None = None, *, backend: str | None = None
     checkpoint (with a DeprecationWarning); for an ONNX export or an engine it changes nothing, and a
     UserWarning says so.
     """
+    from nlseg.serve.client import RemoteBackend, is_server_url
+
+    if is_server_url(weights):
+        given = [n for n, v in (("backend", backend), ("device", device), ("precision", precision)) if v is not None]
+        if given or cuda_graph or half:
+            raise InputError(f"{weights} is a served model; {', '.join(given) or 'cuda_graph/half'} is the server's "
+                             "choice (nlseg serve --backend/--device)", param=(given or ["weights"])[0])
+        return Segmenter(RemoteBackend(str(weights), timeout))
+    if timeout is not None:
+        raise InputError("applies to a served model (grpc:// or http:// weights), not a file", param="timeout")
     path = Path(weights) if weights is not None else default_weights()
     torch_device = resolve_device(device)
     if half:

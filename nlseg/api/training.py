@@ -61,6 +61,7 @@ def train(
     class_weighting: str | None = None,
     optimizer: str | None = None,
     scale: tuple[float, float] | None = None,
+    jitter: float | None = None,
     seeds: Sequence[int] = (0,),
     seed_dirs: bool = False,
     out: str | os.PathLike | None = None,
@@ -84,7 +85,8 @@ def train(
     street scenes; ``infer_size``: the input size recorded for inference (default ``size``).
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights``, ``class_weighting``
     (``median`` or ``enet``; implies ``class_weights``), ``optimizer`` (``sgd`` or ``adam``) and
-    ``scale`` (the street-scene augmentation's random scale range) override the recipe. One run
+    ``scale`` (the street-scene augmentation's random scale range) and ``jitter`` (its brightness,
+    contrast and saturation factors in [1 - jitter, 1 + jitter]) override the recipe. One run
     per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
     median in ``out/seeds.json``. Under torchrun each process trains its shard (DDP).
     ``train_split`` / ``val_split``: the splits trained on and validated on (None: no validation,
@@ -121,10 +123,12 @@ def train(
             raise InputError(f"expected one of {', '.join(choices)}, got {value!r}", param=param)
     if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
         raise InputError(f"expected LOW-HIGH with 0 < LOW <= HIGH, got {scale}", param="scale")
+    if jitter is not None and not 0 <= jitter < 1:
+        raise InputError(f"expected 0 <= jitter < 1, got {jitter}", param="jitter")
     if class_weighting is not None and class_weights is False:
         raise InputError("a class weighting needs class weights on", param="class_weighting")
     for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size),
-                         ("class_weighting", class_weighting), ("scale", scale),
+                         ("class_weighting", class_weighting), ("scale", scale), ("jitter", jitter),
                          ("synthetic_scenes", synthetic_scenes or None)):
         if value is not None and (config.task != "segment" or dataset == "qtips-seg"):
             raise InputError(f"for street-scene segmentation sets, not {dataset}", param=param)
@@ -147,6 +151,7 @@ def train(
                      class_weights=(recipe.class_weights or class_weighting is not None) if class_weights is None
                      else class_weights, class_weighting=class_weighting or recipe.class_weighting,
                      optimizer=optimizer or recipe.optimizer, scale=tuple(scale) if scale else recipe.scale,
+                     jitter=recipe.jitter if jitter is None else jitter,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
     config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,

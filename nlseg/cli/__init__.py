@@ -33,6 +33,7 @@ from nlseg.cli import infer as _infer  # noqa: E402,F401
 from nlseg.cli import profile as _profile  # noqa: E402,F401
 from nlseg.cli import spectrum as _spectrum  # noqa: E402,F401
 from nlseg.cli import benchmark as _benchmark  # noqa: E402,F401
+from nlseg.cli import serve as _serve  # noqa: E402,F401
 
 
 def run_app(typer_app: typer.Typer, argv: list[str] | None, prog_name: str) -> None:

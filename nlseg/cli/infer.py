@@ -19,8 +19,9 @@ from nlseg.cli import app
 from nlseg.cli.options import parse_hw
 from nlseg.errors import InputError
 from nlseg.runtime.device import resolve_device
-from nlseg.runtime.load import backend_for, half_precision
+from nlseg.runtime.load import half_for
 from nlseg.runtime.video_writer import CODECS
+from nlseg.serve.client import is_server_url
 
 
 def next_run_dir(root: Path) -> Path:
@@ -34,7 +35,7 @@ def infer(
     source: Annotated[Optional[str], typer.Argument(
         help="Video file, image, folder, glob, webcam index or rtsp/http URL (default: the bundled sample clip).",
         show_default=False)] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="Checkpoint .pt, .onnx, OpenVINO .xml or .engine (default: the bundled weights).")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", help="Checkpoint .pt, .onnx, OpenVINO .xml or .engine (default: the bundled weights), or a served model grpc://HOST:8001/nlseg, http://HOST:8000/nlseg (nlseg serve).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="torch | onnxruntime | openvino | tensorrt (default: from the weights file; openvino also runs .onnx).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
     half: Annotated[bool, typer.Option("--half", help="fp16 on CUDA, bf16 on CPU (checkpoints on the torch backend, and openvino: bf16; refused for onnxruntime and .engine files).")] = False,
@@ -48,6 +49,7 @@ def infer(
                                                        "or mp4v (OpenCV's MPEG-4 Part 2).")] = "h264",
     vid_stride: Annotated[int, typer.Option("--vid-stride", help="Segment every N-th video frame.")] = 1,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="Capture the forward pass as a CUDA graph (torch and tensorrt backends).")] = False,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds a served model (grpc:// or http:// --weights) may take per request (default: no limit).")] = None,
 ) -> None:
     """Segment SOURCE and write annotated video/images, optional masks and OUT/summary.json."""
     with _signals_stop_once():
@@ -90,8 +92,10 @@ def _infer(source: Optional[str], weights: Optional[Path], backend: Optional[str
     """The body of :func:`infer`."""
     source = source if source is not None else str(SAMPLE_CLIP)
     size = parse_hw(imgsz, "--imgsz")
-    segmenter = load(weights, backend=backend, device=device, precision=_half(half, weights, backend, device),
-                     cuda_graph=cuda_graph)
+    remote = is_server_url(weights)
+    segmenter = load(weights if remote or weights is None else Path(weights), backend=backend, device=device,
+                     precision=None if remote and not half else _half(half, weights, backend, device),
+                     cuda_graph=cuda_graph, timeout=timeout)
     out_dir = out if out is not None else next_run_dir(Path("runs/infer"))
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -129,15 +133,11 @@ def _infer(source: Optional[str], weights: Optional[Path], backend: Optional[str
         raise typer.Exit(1)
 
 
-def _half(half: bool, weights: Path | None, backend: str | None, device: str | None) -> str | None:
+def _half(half: bool, weights: str | None, backend: str | None, device: str | None) -> str | None:
     """``--half``'s precision: fp16 on CUDA, bf16 on the CPU for a checkpoint, bf16 on OpenVINO; refused for
-    ONNX Runtime exports and engines."""
+    ONNX Runtime exports, engines and servers."""
     if not half:
         return None
-    path = weights if weights is not None else default_weights()
-    if backend_for(path, backend) == "openvino":
-        return "bf16"
-    if backend_for(path, backend) != "torch":
-        raise InputError(f"--half: {path} runs at the precision it was built with; --half applies to checkpoints "
-                         "(a float16 ONNX export: nlseg export --half)")
-    return half_precision(resolve_device(device))
+    if is_server_url(weights):
+        raise InputError(f"--half: {weights} is a served model; its precision is the server's (nlseg serve WEIGHTS)")
+    return half_for(Path(weights) if weights is not None else default_weights(), backend, resolve_device(device))

@@ -102,6 +102,9 @@ def train(
                                                      "recipe's, sgd with momentum 0.9).")] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="LOW-HIGH random scale of street-scene training "
                                                  "frames, e.g. 0.5-2.0 (default: the recipe's; camvid: 0.75-1.5).")] = None,
+    jitter: Annotated[Optional[float], typer.Option("--jitter", help="Colour jitter of street-scene training frames: "
+                                                    "brightness, contrast and saturation factors in [1 - J, 1 + J] "
+                                                    "(default: the recipe's; camvid: 0.25).")] = None,
     train_split: Annotated[str, typer.Option("--train-split", help="The split to train on; camvid: also drive "
                                              "splits such as train+val:-0006R0 (every drive but 0006R0) or "
                                              "train+val:0001TP,0016E5.")] = "train",
@@ -123,7 +126,7 @@ def train(
         size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
         infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
         schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
-        scale=parse_scale(scale), seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
+        scale=parse_scale(scale), jitter=jitter, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
         seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
         train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
         val_split=None if val_split == "none" else val_split,

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
-from nlseg.contract import ModelInfo
+from nlseg.contract import ModelInfo, preprocess
+
+
+class BackendLost(RuntimeError):
+    """The backend can no longer run (a remote server went away); what was segmented before is kept."""
 
 
 class Backend(ABC):
@@ -25,6 +30,13 @@ class Backend(ABC):
     precision: str
     info: ModelInfo
     weights: Path
+
+    def prepare(self, frames: Sequence[np.ndarray], size: tuple[int, int]) -> Any:
+        """BGR uint8 frames -> what :meth:`predict` takes: here the normalised (B, 3, H, W) batch at ``size``.
+
+        A remote backend (:class:`nlseg.serve.client.RemoteBackend`) encodes the frames for its server instead.
+        """
+        return preprocess(list(frames), size, self.info)
 
     @abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:

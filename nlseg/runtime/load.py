@@ -34,6 +34,18 @@ def half_precision(device: torch.device) -> str:
     return "fp16" if device.type == "cuda" else "bf16"
 
 
+def half_for(weights: Path, backend: str | None, device: torch.device) -> str:
+    """The precision ``--half`` selects for ``weights``: :func:`half_precision` for a checkpoint, bf16 on
+    OpenVINO; an InputError for ONNX Runtime exports and engines, which run at the precision they were built with."""
+    name = backend_for(weights, backend)
+    if name == "openvino":
+        return "bf16"
+    if name != "torch":
+        raise InputError(f"--half: {weights} runs at the precision it was built with; --half applies to checkpoints "
+                         "and OpenVINO (a float16 ONNX export: nlseg export --half)")
+    return half_precision(device)
+
+
 def open_backend(weights: Path, backend: str | None, device: torch.device, precision: str | None = None,
                  cuda_graph: bool = False) -> Backend:
     """Load ``weights`` into the backend that runs them.

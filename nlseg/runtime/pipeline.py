@@ -24,8 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from nlseg.io import atomic_path, write_image
-from nlseg.runtime.backend import Backend
-from nlseg.contract import preprocess
+from nlseg.runtime.backend import Backend, BackendLost
 from nlseg.runtime.frames import labels_to_frame, overlay, palette_lut
 from nlseg.runtime.sources import ImageInput, Input, VideoInput
 from nlseg.runtime.timing import StageTimes
@@ -183,6 +182,7 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
     q_in: queue.Queue = queue.Queue(maxsize=options.queue_frames)
     q_out: queue.Queue = queue.Queue(maxsize=max(2, options.queue_frames // options.batch))
     interrupted = False
+    lost: BackendLost | None = None
     with ExitStack() as stack:
         sink = _Sink(stack, options, report, inp if isinstance(inp, VideoInput) else None)
         decoder = threading.Thread(target=_decode, args=(inp.frames(options.vid_stride), q_in, stop, report.times, errors),
@@ -204,7 +204,7 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
                 if not items:
                     break
                 t0 = time.perf_counter()
-                batch = preprocess([frame for _, frame in items], options.imgsz, backend.info)
+                batch = backend.prepare([frame for _, frame in items], options.imgsz)
                 t1 = time.perf_counter()
                 labels = backend.predict(batch)
                 t2 = time.perf_counter()
@@ -214,6 +214,8 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
                     break
         except KeyboardInterrupt:
             interrupted = True
+        except BackendLost as exc:  # the frames done so far are finished and kept, like an interrupt
+            lost = exc
         finally:
             try:
                 _finish(stop, q_out, encoder, decoder)
@@ -222,6 +224,8 @@ def _run_stream(inp: Input, backend: Backend, options: InferOptions, report: Run
                 _finish(stop, q_out, encoder, decoder)
         if errors:
             raise errors[0]
+    if lost is not None:
+        raise lost
     if isinstance(inp, VideoInput) and not inp.live and not interrupted:
         decoded = getattr(inp, "decoded", 0)
         if inp.frame_count and decoded < inp.frame_count - 1 and options.vid_stride == 1:
@@ -243,6 +247,8 @@ def run_inference(inputs: list[Input], backend: Backend, options: InferOptions,
             _run_stream(inp, backend, options, report, advance)
     except Interrupted:
         report.interrupted = True
+    except BackendLost as exc:
+        report.problems.append(f"{exc}; stopped after {report.frames} frames")
     finally:
         report.seconds = time.perf_counter() - start
     return report

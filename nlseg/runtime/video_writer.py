@@ -82,13 +82,11 @@ class VideoWriter:
     """One video file being written from BGR uint8 frames; a context manager, closed once.
 
     Frames of another size are fitted to ``size`` (:func:`fit_to`). ``frames`` counts the frames
-    written; ``deterministic`` makes the same frames give the same file (one x264 thread);
-    :meth:`close` finishes the file so that it plays and, for PyAV, checks that every
+    written; :meth:`close` finishes the file so that it plays and, for PyAV, checks that every
     frame reached the file.
     """
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], codec: str = "h264",
-                 deterministic: bool = False) -> None:
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], codec: str = "h264") -> None:
         self.path = Path(path)
         self.codec, encoder = resolve_codec(codec)
         self.size = even_size(*size)
@@ -113,8 +111,6 @@ class VideoWriter:
         self._stream.width, self._stream.height = self.size
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = dict(_ENCODER_OPTIONS.get(encoder, {}))
-        if deterministic and encoder == "libx264":  # frame-threaded x264 output varies from run to run
-            self._stream.options["threads"] = "1"
         context = self._stream.codec_context  # what cv2's BGR->I420 computes: BT.601, limited range
         context.colorspace = context.color_primaries = context.color_trc = _BT601
         context.color_range = _LIMITED_RANGE
