@@ -54,7 +54,7 @@ def infer(
     """Segment SOURCE and write annotated video/images, optional masks and OUT/summary.json."""
     with _signals_stop_once():
         _infer(source, weights, backend, device, half, imgsz, batch, out, opacity, save_masks, no_video, codec,
-               vid_stride, cuda_graph)
+               vid_stride, cuda_graph, timeout)
 
 
 @contextmanager
@@ -86,9 +86,9 @@ def _signals_stop_once() -> Iterator[None]:
             signal.signal(sig, old if count == 0 else signal.SIG_IGN)
 
 
-def _infer(source: Optional[str], weights: Optional[Path], backend: Optional[str], device: Optional[str], half: bool,
+def _infer(source: Optional[str], weights: Optional[str], backend: Optional[str], device: Optional[str], half: bool,
            imgsz: Optional[str], batch: int, out: Optional[Path], opacity: float, save_masks: bool, no_video: bool,
-           codec: str, vid_stride: int, cuda_graph: bool) -> None:
+           codec: str, vid_stride: int, cuda_graph: bool, timeout: Optional[float]) -> None:
     """The body of :func:`infer`."""
     source = source if source is not None else str(SAMPLE_CLIP)
     size = parse_hw(imgsz, "--imgsz")
