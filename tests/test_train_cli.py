@@ -198,3 +198,28 @@ def test_bad_input_is_one_line(args, flag, tmp_path, cli):
     err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and flag in err[0] and err[0].startswith("error: ")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGTERM")])
+def test_signals_end_training_in_one_line_and_resume_is_identical(scenes, tmp_path, cli, signals):
+    code, _, err = cli(*seg_args(scenes, tmp_path / "full", "--seed", "3"))
+    assert code == 0, err
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "nlseg", *map(str, seg_args(scenes, stopped, "--seed", "3"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 240
+    while not (stopped / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    for name in signals:  # mid-way through epoch 2 (or its checkpoint writes), then again at once
+        proc.send_signal(getattr(signal, name))
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) == 1 and "--resume" in lines[0], err
+    done = torch.load(stopped / "last.pt", weights_only=True)["epoch"]
+    code, _, err = cli(*seg_args(scenes, stopped, "--seed", "3", "--resume"))
+    assert code == 0, err
+    assert 1 <= done and len(read_metrics(stopped / "metrics.jsonl")) == 4
+    assert_same_rows(read_metrics(stopped / "metrics.jsonl"), read_metrics(tmp_path / "full" / "metrics.jsonl"))
+    assert not [p.name for p in stopped.iterdir() if ".tmp-" in p.name]

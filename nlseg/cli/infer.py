@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +14,7 @@ from nlseg.api import load
 from nlseg.assets import SAMPLE_CLIP, default_weights
 from nlseg.cli import app
 from nlseg.cli.options import parse_hw
+from nlseg.cli.signals import signals_stop_once
 from nlseg.errors import InputError
 from nlseg.runtime.device import resolve_device
 from nlseg.runtime.load import half_for
@@ -52,38 +50,9 @@ def infer(
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds a served model (grpc:// or http:// --weights) may take per request (default: no limit).")] = None,
 ) -> None:
     """Segment SOURCE and write annotated video/images, optional masks and OUT/summary.json."""
-    with _signals_stop_once():
+    with signals_stop_once("finishing the frames done so far; a third signal quits without them"):
         _infer(source, weights, backend, device, half, imgsz, batch, out, opacity, save_masks, no_video, codec,
                vid_stride, cuda_graph, timeout)
-
-
-@contextmanager
-def _signals_stop_once() -> Iterator[None]:
-    """SIGINT and SIGTERM (even where SIGINT was inherited ignored) while ``nlseg infer`` runs.
-
-    The first raises KeyboardInterrupt: the pipeline finishes the frames done so far, closes and
-    renames the video and summary.json is written (exit 130). A second one meanwhile prints a note
-    and is otherwise ignored, so the finished outputs are kept. A third exits at once with 130:
-    no summary, the partial video left as a temporary file that the next run into that folder removes.
-    """
-    count = 0
-
-    def handler(signum: int, frame: object) -> None:
-        nonlocal count
-        count += 1
-        if count == 1:
-            raise KeyboardInterrupt
-        if count == 2:  # os.write: print() in a handler can meet stderr mid-write and raise
-            os.write(2, b"note: finishing the frames done so far; a third signal quits without them\n")
-            return
-        os._exit(130)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():  # once stopping, a late signal must not kill the exit (status 130)
-            signal.signal(sig, old if count == 0 else signal.SIG_IGN)
 
 
 def _infer(source: Optional[str], weights: Optional[str], backend: Optional[str], device: Optional[str], half: bool,

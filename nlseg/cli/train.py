@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +14,7 @@ import typer
 from nlseg.api.training import train as train_model
 from nlseg.cli import app
 from nlseg.cli import options as opt
+from nlseg.cli.signals import signals_stop_once
 from nlseg.data.registry import DATASETS, dataset_info
 from nlseg.data.split import DataWarning
 from nlseg.errors import InputError
@@ -120,17 +122,24 @@ def train(
     if init is not None and model_flags != opt.ModelFlags():
         raise InputError("--init: the architecture comes from the checkpoint; drop the model flags")
     show_warnings()
-    result = train_model(
-        dataset, None if init is not None else model_flags.config(dataset_info(dataset).preset), init=init,
-        data_dir=data_dir,
-        size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
-        infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
-        schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
-        scale=parse_scale(scale), jitter=jitter, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
-        seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
-        train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
-        val_split=None if val_split == "none" else val_split,
-        holdout=tuple(d for d in holdout.split(",") if d) if holdout is not None else ())
+    folder = out if out is not None else Path("runs") / dataset
+    try:
+        with signals_stop_once(f"stopping; {folder} keeps the last finished epoch (last.pt)"):
+            result = train_model(
+                dataset, None if init is not None else model_flags.config(dataset_info(dataset).preset), init=init,
+                data_dir=data_dir,
+                size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
+                infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
+                schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
+                scale=parse_scale(scale), jitter=jitter, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
+                seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
+                train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
+                val_split=None if val_split == "none" else val_split,
+                holdout=tuple(d for d in holdout.split(",") if d) if holdout is not None else ())
+    except KeyboardInterrupt:
+        print(f"interrupted: {folder} keeps the last finished epoch (last.pt); continue with the same command and "
+              "--resume", file=sys.stderr)
+        raise typer.Exit(130) from None
     if "median" in result:
         median = result["median"]
         print("median over seeds " + ", ".join(map(str, result["histories"])) + ": " +
