@@ -27,6 +27,7 @@ from nlseg.data.noise import add_input_noise
 from nlseg.data.split import Split
 from nlseg.data.transforms import augment, augment_scenes, normalize
 from nlseg.errors import InputError
+from nlseg.io import remove_stale_temps
 from nlseg.nn.config import ModelConfig, build_model
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.train import rundir
@@ -269,7 +270,8 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
         payload = _restore(out, spec, module, optimizer)
         history, best = list(payload["history"]), dict(payload["best"])
         if ctx.is_main:
-            rundir.remove_temporaries(out)
+            for note in remove_stale_temps(out):  # what the killed run was writing
+                log(f"note: {note}")
             _sync_outputs(out, spec, module, mean, history, best, class_names)
             log(f"resuming {out} after epoch {payload['epoch']}")
     elif ctx.is_main:

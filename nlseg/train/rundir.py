@@ -16,14 +16,6 @@ from nlseg.io import atomic_path
 CONFIG, METRICS, CURVES, LAST, BEST = "config.json", "metrics.jsonl", "curves.png", "last.pt", "best.pt"
 
 
-def remove_temporaries(out: Path) -> None:
-    """Delete temporary files a killed run left behind (``.last.tmp-XXXX.pt`` …); final names are intact."""
-    for stem in (CONFIG, METRICS, CURVES, LAST, BEST):
-        name = Path(stem)
-        for tmp in out.glob(f".{name.stem}.tmp-*{name.suffix}"):
-            tmp.unlink(missing_ok=True)
-
-
 def write_json(path: Path, data: Any) -> None:
     """``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
