@@ -21,7 +21,7 @@ from nlseg.openvino.ir import import_openvino, read_model
 from nlseg.runtime.backend import Backend
 
 HINTS = {"fp32": "f32", "bf16": "bf16"}
-PRECISIONS = (*HINTS, "int8")
+RUNS_AT = (*HINTS, "int8")  # the precisions this backend runs (INT8 only for INT8 models)
 
 
 def _with_labels(ov: Any, model: Any) -> Any:
@@ -50,7 +50,7 @@ class OpenVinoBackend(Backend):
             raise InputError(f"{path}: a {metadata.precision} export; OpenVINO takes float32 models and computes in the "
                              "precision chosen when loading (fp32, or bf16 with --half): export without --half")
         built = "int8" if metadata.quantization is not None else None
-        if precision is not None and precision not in PRECISIONS:
+        if precision is not None and precision not in RUNS_AT:
             raise InputError(f"OpenVINO runs fp32, bf16 or (INT8 models) int8, not {precision}", param="precision")
         if built is not None and precision not in (None, built):
             raise InputError(f"{path} is an INT8 model ({metadata.quantization['method']}); it runs at int8, "
