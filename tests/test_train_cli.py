@@ -124,10 +124,16 @@ def test_run_directory_eval_and_resume_guards(scenes, tmp_path, cli):
     assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli(*seg_args(scenes, out, "--epochs", "3", "--resume"))
     assert code == 2 and "recipe differ" in err
-    (out / ".last.tmp-x1y2.pt").write_bytes(b"half")  # what a kill during a checkpoint write leaves
-    code, _, err = cli(*seg_args(scenes, out, "--epochs", "2", "--resume"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs
+    killed = out / f".last.tmp-{gone.pid}-x1y2z3w4.pt"
+    killed.write_bytes(b"half")  # what a kill during a checkpoint write leaves
+    older = out / ".best.tmp-a1b2c3d4.pt"  # the pattern before temp names carried the writer's id
+    older.write_bytes(b"half")
+    code, out_text, err = cli(*seg_args(scenes, out, "--epochs", "2", "--resume"))
     assert code == 0 and read_metrics(out / "metrics.jsonl") == rows
-    assert not (out / ".last.tmp-x1y2.pt").exists()
+    assert not killed.exists() and f"{killed}: removed" in out_text
+    assert older.exists() and f"{older}: left in place" in out_text
 
 
 def test_seeds_report_the_median(scenes, tmp_path, cli):
