@@ -1,6 +1,6 @@
 """The environment of Triton's Python stub process, which ``nvidia-pytriton`` starts and we must prepare.
 
-Two facts (``../shared/DESIGN.md`` §4 and trying it): the stub embeds libpython and finds it on
+Two facts, found by running it (README, *nlseg serve*): the stub embeds libpython and finds it on
 ``LD_LIBRARY_PATH``, so that path must begin with this interpreter's ``LIBDIR`` (else a Python built
 outside the system loads the system's libpython and crashes); and the stub of ``nvidia-pytriton``
 0.7.0 is built against NumPy 1.x (pybind11 of the ``numpy.core`` era): under NumPy 2 it misreads an
