@@ -8,6 +8,7 @@ Each run is a real ``nlseg infer`` subprocess; its ``summary.json`` gives the nu
 Prints Markdown.
 
     python benchmarks/infer.py [--device cpu|cuda] [--seconds 4] [--presets thesis,realtime,bundled] [--photos DIR]
+        [--backends torch,onnxruntime,openvino,openvino-bf16] [--repeats N]
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the generated 960x540 clip")
     parser.add_argument("--presets", default="thesis,realtime" + (",bundled" if DEFAULT_WEIGHTS.is_file() else ""))
     parser.add_argument("--photos", type=Path, help="also run on this folder of photos")
-    parser.add_argument("--backends", default="torch,onnxruntime")
+    parser.add_argument("--backends", default="torch,onnxruntime",
+                        help="comma-separated: torch, onnxruntime, openvino (fp32), openvino-bf16 (--half)")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="run every row this many times, interleaved")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nlseg-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -69,22 +72,26 @@ def main() -> None:
               f"torch {torch.__version__}\n")
         print("| preset | backend | source | frames | fps | " + " | ".join(f"{s} p50 ms" for s in STAGES) + " |")
         print("|---|---|---|---:|---:|" + "---:|" * len(STAGES))
-        for preset in args.presets.split(","):
-            weights = weights_for(preset, tmp)
-            for backend in args.backends.split(","):
-                model = weights
-                if backend == "onnxruntime":
-                    model = tmp / f"{preset}.onnx"
-                    export = subprocess.run([sys.executable, "-m", "nlseg", "export", str(weights), "--out", str(model)],
-                                            capture_output=True, text=True, cwd=ROOT)
-                    if export.returncode != 0:
-                        raise SystemExit(export.stderr)
-                sources = [("960x540 clip", clip)] + ([("photos", args.photos)] if args.photos else [])
-                for name, source in sources:
-                    out = tmp / f"{preset}-{backend}-{source.stem}"
-                    s = run(source, model, backend, args.device, out, ["--batch", str(args.batch)])
-                    stages = " | ".join(f"{s['stages'].get(st, {}).get('p50_ms', float('nan')):.1f}" for st in STAGES)
-                    print(f"| {preset} | {backend} | {name} | {s['frames']} | {s['fps']:.1f} | {stages} |", flush=True)
+        for rep in range(args.repeats):
+            for preset in args.presets.split(","):
+                weights = weights_for(preset, tmp)
+                for row in args.backends.split(","):
+                    backend, _, precision = row.partition("-")
+                    model = weights
+                    if backend in ("onnxruntime", "openvino"):  # both read nlseg's ONNX export
+                        model = tmp / f"{preset}.onnx"
+                        if not model.is_file():
+                            export = subprocess.run([sys.executable, "-m", "nlseg", "export", str(weights), "--out",
+                                                     str(model)], capture_output=True, text=True, cwd=ROOT)
+                            if export.returncode != 0:
+                                raise SystemExit(export.stderr)
+                    extra = ["--batch", str(args.batch)] + (["--half"] if precision == "bf16" else [])
+                    sources = [("960x540 clip", clip)] + ([("photos", args.photos)] if args.photos else [])
+                    for name, source in sources:
+                        out = tmp / f"{preset}-{row}-{source.stem}-{rep}"
+                        s = run(source, model, backend, args.device, out, extra)
+                        stages = " | ".join(f"{s['stages'].get(st, {}).get('p50_ms', float('nan')):.1f}" for st in STAGES)
+                        print(f"| {preset} | {row} | {name} | {s['frames']} | {s['fps']:.1f} | {stages} |", flush=True)
 
 
 if __name__ == "__main__":

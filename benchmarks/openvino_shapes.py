@@ -1,0 +1,76 @@
+"""OpenVINO on the CPU: the export's dynamic axes against a compilation for the one input shape.
+
+nlseg's ONNX export has dynamic batch, height and width. OpenVINO's CPU plugin can compile it as it
+is (dynamic shapes: shape inference and kernel selection on every call) or reshaped to the shape
+it is about to run; ``nlseg.runtime.openvino_backend`` compiles one static model per input shape.
+This script times the forward pass of both (with OpenVINO's arg-max in the graph, which the torch
+row lacks), at fp32 and bf16, next to the torch backend at fp32, on one frame of the model's input size, rows interleaved over
+``--repeats`` rounds; it prints the median ms of every round and the ratio to torch fp32.
+
+    python benchmarks/openvino_shapes.py [WEIGHTS] [--imgsz 270x480] [--repeats 5] [--iters 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nlseg.assets import DEFAULT_WEIGHTS
+from nlseg.onnx.export import export_onnx
+from nlseg.onnx.source_model import from_checkpoint
+from nlseg.openvino.ir import import_openvino, read_model
+from nlseg.runtime.device import describe_device
+from nlseg.runtime.openvino_backend import HINTS, _with_labels
+from nlseg.runtime.timing import time_calls
+from nlseg.runtime.torch_backend import TorchBackend
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("weights", nargs="?", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--imgsz", default="270x480")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=100)
+    args = parser.parse_args()
+    height, width = (int(v) for v in args.imgsz.split("x"))
+    shape = (1, 3, height, width)
+    ov = import_openvino("this benchmark")
+    core = ov.Core()
+    torch_backend = TorchBackend.from_checkpoint(args.weights, torch.device("cpu"))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    rows: dict[str, list[float]] = {"torch fp32": []}
+    with tempfile.TemporaryDirectory(prefix="nlseg-ov-") as tmp:
+        onnx_path = export_onnx(from_checkpoint(args.weights), Path(tmp) / "m.onnx").path
+        requests = {}
+        for precision, hint in HINTS.items():
+            for static in (False, True):
+                model, _ = read_model(core, onnx_path)
+                model = _with_labels(ov, model)
+                if static:
+                    model.reshape({0: list(shape)})
+                compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint,
+                                                             "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
+                name = f"openvino {precision}, {'static shape' if static else 'dynamic axes'}"
+                requests[name] = compiled.create_infer_request()
+                rows[name] = []
+        for _ in range(args.repeats):
+            rows["torch fp32"].append(statistics.median(torch_backend.time_forward(shape, 10, args.iters)))
+            for name, request in requests.items():
+                rows[name].append(statistics.median(time_calls(lambda r=request: r.infer({0: x}), 10, args.iters)))
+    base = statistics.median(rows["torch fp32"])
+    print(f"# forward pass at {args.imgsz} (torch: the logits; openvino: logits and the arg-max in the graph), batch 1, {describe_device('cpu')}, torch {torch.__version__}, "
+          f"OpenVINO {ov.get_version().split('-')[0]}\n")
+    print("| variant | median ms per round | median | torch fp32 / variant |")
+    print("|---|---|---:|---:|")
+    for name, times in rows.items():
+        median = statistics.median(times)
+        print(f"| {name} | {' '.join(f'{t:.2f}' for t in times)} | {median:.2f} | {base / median:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
