@@ -91,24 +91,26 @@ def test_bf16_is_explicit_and_agrees_with_torch(torch_seg, exports):
     x = clip_batch((144, 256))  # at 72x128 class borders are a larger share of the pixels (98.6% agree there)
     assert agreement(seg.backend.predict(x), torch_seg.backend.predict(x)) >= 0.99
     compiled = seg.backend.compiled  # one static compilation per input shape, each at the precision asked for
-    assert tuple(x.shape) in compiled and len(compiled) == 2
+    assert ("labels", tuple(x.shape)) in compiled and len(compiled) == 2
     assert {c.get_property("INFERENCE_PRECISION_HINT").get_type_name() for c in compiled.values()} == {"bf16"}
 
 
 def test_each_input_shape_compiles_once_and_the_cache_is_bounded(exports):
-    from nlseg.runtime.openvino_backend import MAX_SHAPES
+    from nlseg.runtime.openvino_backend import MAX_COMPILED
 
     seg = nlseg.load(exports["onnx"], backend="openvino")
     x = clip_batch((96, 160))[:1]
     first = seg.backend.predict(x)
-    sizes = [(64 + 16 * i, 128) for i in range(MAX_SHAPES)]
+    logits = seg.backend.logits(x)  # a second model, of the logits alone
+    assert np.array_equal(logits.argmax(1), first) and list(seg.backend.compiled)[-1] == ("logits", (1, 3, 96, 160))
+    sizes = [(64 + 16 * i, 128) for i in range(MAX_COMPILED)]
     for size in sizes:
         seg.backend.predict(clip_batch(size)[:1])
-    shapes = list(seg.backend.compiled)
-    assert len(shapes) == MAX_SHAPES and shapes[-1] == (1, 3, *sizes[-1])
-    assert (1, 3, 96, 160) not in shapes  # the least recently used went first
+    keys = list(seg.backend.compiled)
+    assert len(keys) == MAX_COMPILED and keys[-1] == ("labels", (1, 3, *sizes[-1]))
+    assert ("labels", (1, 3, 96, 160)) not in keys  # the least recently used went first
     again = seg.backend.predict(x)  # recompiled for that shape: the same labels
-    assert np.array_equal(again, first) and list(seg.backend.compiled)[-1] == (1, 3, 96, 160)
+    assert np.array_equal(again, first) and list(seg.backend.compiled)[-1] == ("labels", (1, 3, 96, 160))
 
 
 def test_ir_carries_the_metadata(exports):
