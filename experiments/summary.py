@@ -7,7 +7,8 @@ Hamiltonian network without a Nonlocal Block.
 "Climbs faster" is decided as docs/results.md decides it: the mean over the epochs of a seed's
 training-accuracy curve (the area under it, i.e. how fast it climbs) is compared seed by seed (the
 networks of one seed see the same images and noise). A network climbs *faster* when its mean is
-higher on every seed, *slower* when lower on every seed, and is *level* otherwise.
+higher on every seed, *slower* when lower on every seed, and is *level* otherwise; with fewer than
+``MIN_SEEDS`` seeds in common it is *undecided* (one seed says nothing about the spread between seeds).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nlseg.io import atomic_path
 EARLY = 10  # "the first epochs": epochs 1–10
 BAND = (15, 30)  # the epochs of ResNet-44's stagnation band
 LAST = 5  # validation is averaged over the last five epochs (it fluctuates)
+MIN_SEEDS = 2  # a verdict needs at least this many seeds in common
 MARKS = (10, 20)  # training accuracy quoted at these epochs and the last
 
 
@@ -207,7 +209,9 @@ class Verdict:
 
     @property
     def word(self) -> str:
-        """faster, slower or level (module docstring)."""
+        """faster, slower, level or undecided (module docstring)."""
+        if self.seeds < MIN_SEEDS:
+            return "undecided"
         if all(d > 0 for d in self.mean_delta):
             return "faster"
         return "slower" if all(d < 0 for d in self.mean_delta) else "level"
@@ -262,7 +266,8 @@ def verdict_lines(nets: dict[str, Network]) -> list[str]:
               "median mean train acc.", "median train acc. last epoch (per seed, points)",
               f"median mean val, last {LAST}", f"epochs ahead in the first {EARLY}"]
     return [f"Verdict: a network climbs **faster** when the mean over its training curve is higher on every seed, "
-            "**slower** when lower on every seed, **level** otherwise (paired by seed; network / baseline):", ""] + \
+            f"**slower** when lower on every seed, **level** otherwise, **undecided** on fewer than {MIN_SEEDS} seeds "
+            "(paired by seed; network / baseline):", ""] + \
         _table(header, rows)
 
 

@@ -85,6 +85,14 @@ def test_verdict_words(report: Path) -> None:
     assert verdict(nets["resnet44"], nets["diffusion"]).word == "slower"
 
 
+def test_one_seed_decides_nothing(report: Path) -> None:
+    doc = json.loads(report.read_text())
+    del doc["cells"]["diffusion"]["qtips"]["history"]["1"]  # 𝓛 ran seed 0 only: ahead of both there
+    report.write_text(json.dumps(doc))
+    words = {(v.network, v.baseline): (v.word, v.seeds) for v in verdicts(load(report))}
+    assert words == {("𝓛", "ResNet-44"): ("undecided", 1), ("𝓛", "H"): ("undecided", 1)}
+
+
 @pytest.mark.parametrize("content, message", [(None, "file not found"), ("{", "not a readable report JSON"),
                                               ('{"kind": "cost"}', "not a curves one")])
 def test_bad_report_is_one_line(tmp_path: Path, capsys, content: str | None, message: str) -> None:
