@@ -103,17 +103,18 @@ def _at(run: Run, epoch: int) -> str:
 def median_lines(nets: dict[str, Network]) -> list[str]:
     """Per network, the median over seeds of each seed's value (as docs/results.md's tables)."""
     n = max(len(r.train) for net in nets.values() for r in net.runs.values())
-    header = ["network", "params", *[f"train acc. ep {e}" for e in (*MARKS, n)], f"mean train acc., epochs 1–{n}",
+    header = ["network", "params", "seeds", *[f"train acc. ep {e}" for e in (*MARKS, n)], f"mean train acc., epochs 1–{n}",
               f"val acc. ep {n}", f"mean val, last {LAST} epochs"]
     rows = []
     for net in nets.values():
         runs = list(net.runs.values())
         at = [_median([r.train[e - 1] for r in runs if e <= len(r.train)]) for e in (*MARKS, n)]
-        rows.append([net.label, f"{net.params:.2f}M", *[f"{v:.1f}" for v in at],
+        rows.append([net.label, f"{net.params:.2f}M", str(len(runs)), *[f"{v:.1f}" for v in at],
                      f"{_median([r.mean_train for r in runs]):.1f}", f"{_median([r.val[-1] for r in runs]):.1f}",
                      f"{_median([r.mean_val_last for r in runs]):.1f}"])
     seeds = sorted({s for net in nets.values() for s in net.runs})
-    return [f"Medians over seeds {', '.join(map(str, seeds))} (the median of each seed's value):", ""] + _table(header, rows)
+    return [f"Medians over seeds {', '.join(map(str, seeds))} (the median of each seed's value; `seeds`: how many "
+            "of them the network ran):", ""] + _table(header, rows)
 
 
 def epochs_ahead(a: Run, b: Run, first: int | None = None) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from experiments.__main__ import main as experiments_main
-from experiments.summary import load, verdict, verdicts
+from experiments.summary import load, median_lines, verdict, verdicts
 
 EPOCHS = range(1, 31)
 
@@ -53,9 +53,9 @@ def test_report_prints_the_hand_computed_figures(report: Path, tmp_path: Path, c
     assert exc.value.code in (0, None)
     out = capsys.readouterr().out
     # medians over the two seeds: train at epochs 10, 20, 30, mean train, val at 30, mean val of the last 5
-    assert _row(out, "| H |") == ["H", "0.60M", "20.0", "40.0", "60.0", "31.0", "40.0", "40.0"]
-    assert _row(out, "| 𝓛 |") == ["𝓛", "0.65M", "20.0", "40.0", "60.0", "31.0", "40.0", "40.0"]
-    assert _row(out, "| ResNet-44 |") == ["ResNet-44", "0.66M", "3.0", "3.0", "3.0", "3.6", "10.0", "10.0"]
+    assert _row(out, "| H |") == ["H", "0.60M", "2", "20.0", "40.0", "60.0", "31.0", "40.0", "40.0"]
+    assert _row(out, "| 𝓛 |") == ["𝓛", "0.65M", "2", "20.0", "40.0", "60.0", "31.0", "40.0", "40.0"]
+    assert _row(out, "| ResNet-44 |") == ["ResNet-44", "0.66M", "2", "3.0", "3.0", "3.0", "3.6", "10.0", "10.0"]
     # per seed: last train, mean train (ResNet-44 seed 0: (29·5 + 40)/30), the epoch 15–30 band, mean val, 𝓛 ahead
     assert _row(out, "| 0 |") == ["0", "30.0 / 31.0 / 5.0", "15.5 / 16.5 / 6.2", "15–30 / 16–31 / 5–5",
                                   "50.0 / 60.0 / 10.0", "50–50 / 60–60 / 10–10", "30 / 30 / 30", "30 of 30; 10"]
@@ -91,6 +91,7 @@ def test_one_seed_decides_nothing(report: Path) -> None:
     report.write_text(json.dumps(doc))
     words = {(v.network, v.baseline): (v.word, v.seeds) for v in verdicts(load(report))}
     assert words == {("𝓛", "ResNet-44"): ("undecided", 1), ("𝓛", "H"): ("undecided", 1)}
+    assert median_lines(load(report))[5].startswith("| 𝓛 | 0.65M | 1 | 11.0 |")  # seed 0 alone: e + 1 at epoch 10
 
 
 @pytest.mark.parametrize("content, message", [(None, "file not found"), ("{", "not a readable report JSON"),
