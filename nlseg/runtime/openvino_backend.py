@@ -4,7 +4,8 @@ OpenVINO's CPU plugin picks its compute precision itself unless told (bf16 on CP
 AVX512-BF16 or AMX), so this backend always sets ``INFERENCE_PRECISION_HINT``: ``fp32`` (the
 default: the torch model's numbers) or ``bf16``; an INT8 model (NNCF, or an ONNX Runtime QDQ
 export) runs its integer kernels with everything else in fp32 and reports ``int8``. The arg-max
-over classes runs in the graph (a TopK node added when the model has no ``labels`` output).
+over classes runs in the graph (a TopK node added when the model has no ``labels`` output), and
+every call runs a model compiled for its input shape that computes only the output it returns.
 """
 
 from __future__ import annotations
