@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1, help="run every row this many times, interleaved")
     args = parser.parse_args()
+    if args.repeats < 1:
+        raise SystemExit(f"error: --repeats: need at least 1, got {args.repeats}")
     with tempfile.TemporaryDirectory(prefix="nlseg-bench-") as tmp_name:
         tmp = Path(tmp_name)
         clip = write_clip(tmp / "drive_960x540.mp4", scenes=max(1, round(args.seconds / 2)), seconds_per_scene=2.0,

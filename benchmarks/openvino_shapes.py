@@ -27,7 +27,9 @@ from nlseg.onnx.export import export_onnx
 from nlseg.onnx.source_model import from_checkpoint
 from nlseg.openvino.ir import import_openvino, read_model
 from nlseg.runtime.device import describe_device
-from nlseg.runtime.openvino_backend import HINTS, _with_labels
+from nlseg.cli.options import parse_hw
+from nlseg.errors import InputError
+from nlseg.runtime.openvino_backend import HINTS, compile_config, with_labels
 from nlseg.runtime.timing import time_calls
 from nlseg.runtime.torch_backend import TorchBackend
 
@@ -39,8 +41,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--iters", type=int, default=100)
     args = parser.parse_args()
-    height, width = (int(v) for v in args.imgsz.split("x"))
-    shape = (1, 3, height, width)
+    if not args.weights.is_file():
+        raise InputError(f"{args.weights}: weights file not found")
+    if args.repeats < 1 or args.iters < 1:
+        raise InputError(f"--repeats and --iters: need at least 1, got {args.repeats} and {args.iters}")
+    shape = (1, 3, *parse_hw(args.imgsz, "--imgsz"))
     ov = import_openvino("this benchmark")
     core = ov.Core()
     torch_backend = TorchBackend.from_checkpoint(args.weights, torch.device("cpu"))
@@ -55,12 +60,11 @@ def main() -> None:
         for precision, hint in HINTS.items():
             for variant, (static, outputs) in variants.items():
                 model, _ = read_model(core, onnx_path)
-                model = _with_labels(ov, model)
+                model = with_labels(ov, model)
                 model = ov.Model([model.output(o) for o in outputs], model.get_parameters())
                 if static:
                     model.reshape({0: list(shape)})
-                compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint,
-                                                             "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
+                compiled = core.compile_model(model, "CPU", compile_config(hint))
                 name = f"openvino {precision}, {variant}"
                 requests[name] = compiled.create_infer_request()
                 rows[name] = []
@@ -79,4 +83,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -27,7 +27,16 @@ RUNS_AT = (*HINTS, "int8")  # the precisions this backend runs (INT8 only for IN
 MAX_COMPILED = 8  # compiled (output, input shape) models kept per backend
 
 
-def _with_labels(ov: Any, model: Any) -> Any:
+def compile_config(hint: str) -> dict[str, Any]:
+    """OpenVINO CPU properties for a model computed at ``hint`` (``f32`` or ``bf16``).
+
+    LATENCY: one stream, every core on one request (nlseg segments a batch at a time); no pinning, so
+    the pipeline's decode and encode threads share the cores as with the other backends.
+    """
+    return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+
+
+def with_labels(ov: Any, model: Any) -> Any:
     """``model`` with a second output ``labels``: the uint8 arg-max of ``logits`` over the class axis."""
     from openvino import opset13 as ops
 
@@ -68,7 +77,7 @@ class OpenVinoBackend(Backend):
             raise InputError(f"this CPU has no bf16 support in OpenVINO (it offers {', '.join(capabilities)}); "
                              "run fp32", param="precision")
         if "labels" not in metadata.outputs:
-            model = _with_labels(ov, model)
+            model = with_labels(ov, model)
         # one model per output: a request computes every output of its model, and predict needs no logits
         self._models = {name: ov.Model([model.output(name)], model.get_parameters(), model.get_friendly_name())
                         for name in ("labels", "logits")}
@@ -95,11 +104,7 @@ class OpenVinoBackend(Backend):
         if dynamic:
             model = model.clone()
             model.reshape({0: list(shape)})
-        # LATENCY: one stream, every core on one request (nlseg segments a batch at a time); no pinning, so
-        # the pipeline's decode and encode threads share the cores as with the other backends.
-        compiled = self.core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": self._hint,
-                                                          "PERFORMANCE_HINT": "LATENCY",
-                                                          "ENABLE_CPU_PINNING": False})
+        compiled = self.core.compile_model(model, "CPU", compile_config(self._hint))
         compiled_hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         if compiled_hint != self._hint:
             raise RuntimeError(f"OpenVINO compiled {self.weights} at {compiled_hint}, not the {self._hint} asked for")
