@@ -207,6 +207,9 @@ def dashcam_report(weights: list[Path], args: argparse.Namespace) -> None:
         print(f"| **all** | **{accuracy(total):.3f}** | {iou[0]:.3f} | {iou[10]:.3f} |\n")
         present = [i for i in range(19) if total[i].sum() > 0]
         print("IoU per labelled class: " + ", ".join(f"{BDD100K_CLASSES[i]} {iou[i]:.3f}" for i in present))
+        if args.json:
+            print("json: " + json.dumps({"weights": str(w), "photos": len(spec), "pixel_accuracy": accuracy(total),
+                                         "iou": {BDD100K_CLASSES[i]: iou[i] for i in present}}))
 
 
 def main() -> None:
@@ -218,7 +221,7 @@ def main() -> None:
     parser.add_argument("--imgsz", help="HxW to run at (default: the frame at the model's input width)")
     parser.add_argument("--repeats", type=int, default=20, help="timed forward passes per model (default 20)")
     parser.add_argument("--out", type=Path, help="write example PNGs (frame, ground truth, prediction) here")
-    parser.add_argument("--json", action="store_true", help="also print one 'json: {...}' line per model")
+    parser.add_argument("--json", action="store_true", help="also print one 'json: {...}' line per model and report")
     args = parser.parse_args()
     if args.camvid is None and args.dashcam is None:
         raise InputError("pass --camvid DIR (a CamVid copy) and/or --dashcam DIR (the six dashcam photos)")

@@ -29,6 +29,10 @@ images/s with 𝓛 at batch 8, eager, on an H200; the target on H100/H200 is at 
     python benchmarks/train_throughput.py --preset camvid --trainer --batch 8 --warmup 2 --steps 12
         # the whole step of nlseg train (augmentation and running metrics too); PYTHONPATH=OTHER_CHECKOUT
         # times another version of the trainer with the same script
+    python benchmarks/train_throughput.py --preset camvid --nonlocal diffusion --batch 8 --modes eager --profile 12
+        # and where a step's time goes: the 12 operators with the most self time
+    python benchmarks/train_throughput.py --preset camvid --nonlocal diffusion --batch 8 --loss-strides 1,2,4
+        # nlseg train --loss-stride N: the loss on every N-th pixel of the crop
     python benchmarks/train_throughput.py --device cuda # batch 8,64,256, 3 modes, 5 + 20 steps
     python benchmarks/train_throughput.py --device cuda --modes eager,channels-last+cudagraphs --batch 256
 """
@@ -87,16 +91,19 @@ def parse_mode(name: str) -> Mode:
 
 
 def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothness: float, bf16: bool) -> torch.Tensor:
-    """The loss of ``train_epoch`` in one process: mean cross-entropy over labelled pixels + (4.10)."""
+    """The loss of ``train_epoch`` in one process: mean cross-entropy over labelled pixels + (4.10);
+    labels ``y`` smaller than ``x`` (``--loss-stride``) have the logits upsampled to their size."""
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and x.device.type == "cpu" else autocast_for(x.device)
     with autocast:
-        logits = model(x)
+        logits = model(x) if y.shape[-2:] == x.shape[-2:] else model(x, out_size=tuple(y.shape[-2:]))
     return summed_loss(logits, y) / labelled_count(y) + weight_smoothness_decay(model, smoothness)
 
 
 def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device: torch.device,
-            warmup: int, steps: int) -> tuple[float, float | None]:
-    """Seconds per training step over ``steps`` after ``warmup``, and the peak CUDA MB (None on CPU)."""
+            warmup: int, steps: int, profile_ops: int = 0) -> tuple[float, float | None, str | None]:
+    """Seconds per training step over ``steps`` after ``warmup``, the peak CUDA MB (None on CPU), and
+    with ``profile_ops`` > 0 the table of that many operators with the most self time over ``steps``
+    more steps under ``torch.profiler`` (else None)."""
     cuda = device.type == "cuda"
     torch.compiler.reset()  # each row compiles its own graph, for its static shapes
     torch.backends.cudnn.benchmark = mode.cudnn_benchmark
@@ -107,7 +114,8 @@ def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device:
                                 momentum=recipe.momentum)
     h, w = config.image_size
     x = torch.randn(batch, config.in_channels, h, w, device=device).contiguous(memory_format=fmt)
-    y = torch.randint(0, config.num_classes, (batch, h, w), device=device, dtype=torch.uint8)
+    s = recipe.loss_stride
+    y = torch.randint(0, config.num_classes, (batch, -(-h // s), -(-w // s)), device=device, dtype=torch.uint8)
     loss_of = torch.compile(step_loss, mode=mode.compile_mode) if mode.compile_mode else step_loss
 
     def step() -> None:
@@ -128,7 +136,22 @@ def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device:
     if cuda:
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / steps
-    return seconds, torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+    return seconds, peak, profile_table(step, steps, cuda, profile_ops) if profile_ops > 0 else None
+
+
+def profile_table(step, steps: int, cuda: bool, rows: int) -> str:
+    """``steps`` calls of ``step`` under torch.profiler: the ``rows`` operators with most self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def preset_config(preset: str, nonlocal_kernel: str) -> ModelConfig:
@@ -141,7 +164,7 @@ def preset_config(preset: str, nonlocal_kernel: str) -> ModelConfig:
 
 
 def measure_trainer(config: ModelConfig, recipe: Recipe, batch: int, device: torch.device, warmup: int,
-                    steps: int) -> tuple[float, None]:
+                    steps: int) -> tuple[float, None, None]:
     """Seconds per batch of ``nlseg.train.loop.train_epoch`` itself (scene augmentation, forward, loss,
     backward, SGD, the running metrics in CamVid's 11 classes) over ``steps`` batches of random
     360x480 frames and labels, after a warm-up epoch of ``warmup`` batches."""
@@ -164,7 +187,7 @@ def measure_trainer(config: ModelConfig, recipe: Recipe, batch: int, device: tor
     start = time.perf_counter()
     train_epoch(model, model, optimizer, Split(frames[:batch * steps], labels[:batch * steps], 19), mean, spec,
                 2, ctx, groups=CAMVID_SCORING)
-    return (time.perf_counter() - start) / steps, None
+    return (time.perf_counter() - start) / steps, None, None
 
 
 def duration(seconds: float) -> str:
@@ -206,7 +229,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (torch.set_num_threads; default torch's). 1 avoids OpenMP spinning "
                              "against another busy process on a small machine")
+    parser.add_argument("--loss-strides", default="1",
+                        help="comma-separated --loss-stride values of nlseg train (real-time layout, --preset "
+                             "camvid): the loss on every N-th pixel, the logits upsampled to 1/N of the crop")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="after each row, profile --steps more steps and print the ROWS operators with the "
+                             "most self time (torch.profiler)")
     args = parser.parse_args()
+    if args.profile < 0:
+        raise SystemExit(f"--profile: a number of rows, 0 or more; got {args.profile}")
+    if args.profile and args.trainer:
+        raise SystemExit("--profile: profiles forward/backward/SGD rows, not --trainer")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -222,6 +255,12 @@ def main() -> None:
     unknown = [op for op in ops if op not in NONLOCAL_CHOICES]
     if unknown:
         raise SystemExit(f"--nonlocal: unknown {', '.join(unknown)}; expected some of {', '.join(NONLOCAL_CHOICES)}")
+    try:
+        strides = [int(v) for v in args.loss_strides.split(",")]
+    except ValueError:
+        raise SystemExit(f"--loss-strides: comma-separated integers, got {args.loss_strides!r}") from None
+    if min(strides) < 1 or (max(strides) > 1 and args.preset != "camvid"):
+        raise SystemExit(f"--loss-strides: 1 or more, and above 1 for --preset camvid only; got {args.loss_strides}")
     recipe = RECIPES[args.preset]
     cuda = device.type == "cuda"
     if not cuda and any(mode.compile_mode == "reduce-overhead" for mode in modes):
@@ -240,15 +279,18 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|" + ("---:|" if cuda else "") + "---|")
     first: float | None = None
     rates: list[tuple[str, float]] = []
+    profiles: list[tuple[str, int, str]] = []
     for op in ops:
         config = preset_config(args.preset, op)
         for mode in modes:
-            for batch in batches:
-                name = f"{'𝓛' if op == 'diffusion' else 'no 𝓛' if op == 'none' else op}, {mode.name}"
+            for batch, stride in [(b, s) for b in batches for s in strides]:
+                name = f"{'𝓛' if op == 'diffusion' else 'no 𝓛' if op == 'none' else op}, {mode.name}" + (
+                    f", loss stride {stride}" if stride > 1 else "")
+                row_recipe = replace(recipe, loss_stride=stride)
                 try:
-                    result: tuple[float, float | None] | str = (
-                        measure_trainer(config, recipe, batch, device, warmup, steps) if args.trainer
-                        else measure(config, recipe, batch, mode, device, warmup, steps))
+                    result: tuple[float, float | None, str | None] | str = (
+                        measure_trainer(config, row_recipe, batch, device, warmup, steps) if args.trainer
+                        else measure(config, row_recipe, batch, mode, device, warmup, steps, args.profile))
                 except Exception as error:  # a failed row is reported, the others still run
                     result = reason(error)
                 gc.collect()  # free this row's model and graphs before the next
@@ -257,16 +299,20 @@ def main() -> None:
                 if isinstance(result, str):
                     print(f"| {name} | {batch} | | | |" + (" |" if cuda else "") + f" {result} |", flush=True)
                     continue
-                seconds, peak = result
+                seconds, peak, table = result
+                if table is not None:
+                    profiles.append((name, batch, table))
                 rate = batch / seconds
                 first = first or rate
                 rates.append((f"{name}, batch {batch}", rate))
                 memory = f" {peak:,.0f} |" if peak is not None else ""
                 print(f"| {name} | {batch} | {seconds * 1e3:,.1f} | {rate:,.2f} | {rate / first:.2f} |{memory} |",
                       flush=True)
+    for name, batch, table in profiles:
+        print(f"\nOperators with the most self time, {name}, batch {batch}, {steps} steps:\n\n```\n{table}```")
     count = BDD100K_TRAIN_IMAGES if args.preset == "bdd100k" else CAMVID_TRAIN_VAL_IMAGES
     images = recipe.epochs * count
-    print(f"\n{recipe.epochs} epochs × {count:,} images ({images / 1e6:.1f} M training images) "
+    print(f"\n{recipe.epochs} epochs × {count:,} images ({images:,} training images) "
           "would take: " + "; ".join(f"{label}: {duration(images / rate)}" for label, rate in rates))
 
 

@@ -8,12 +8,20 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from nlseg.data.labels import CAMVID_CLASSES
+from nlseg.data.labels import CAMVID_CLASSES, IGNORE_INDEX
+from nlseg.data.split import Split
+from nlseg.data.transforms import normalize
+from nlseg.nn.config import ModelConfig, build_model
+from nlseg.train.distributed import Context
+from nlseg.train.loop import RunSpec, train_epoch
+from nlseg.train.recipe import RECIPES
 from nlseg.train.rundir import read_metrics
 from tests.test_data_camvid import write_camvid
 from tests.test_train_cli import ENV, TINY, assert_same_rows, cli  # noqa: F401 (cli is a fixture)
@@ -122,6 +130,45 @@ def test_synthetic_scenes_join_the_training_split(camvid, tmp_path, cli):
     assert json.loads((out / "config.json").read_text())["run"]["synthetic_scenes"] == 3
 
 
+def test_loss_stride_is_a_recorded_setting_of_the_run(camvid, tmp_path, cli):
+    out = tmp_path / "strided"
+    code, _, err = cli(*train_args(camvid, out, "--epochs", "1", "--loss-stride", "2"))
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["run"]["recipe"]["loss_stride"] == 2
+    code, _, err = cli(*train_args(camvid, out, "--epochs", "2", "--resume"))
+    assert code == 2 and "recipe" in err and "differ" in err
+
+
+def test_loss_stride_scores_every_nth_pixel_against_logits_upsampled_less():
+    """--loss-stride 2: the epoch's loss is the cross-entropy of logits upsampled to half the crop
+    (``RealtimeSegmenter(out_size=...)``) against every second label, summed over labelled pixels."""
+    config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
+                                     nonlocal_kernel="dot", image_size=(24, 32))
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (4, 3, 24, 32), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 19, (4, 24, 32), generator=g, dtype=torch.uint8)
+    labels[:, :5] = IGNORE_INDEX
+    recipe = replace(RECIPES["camvid"], batch_size=4, lr=1e-12, crop=None, scale=(1.0, 1.0), jitter=0.0,
+                     flip=False, loss_stride=2)
+    spec = RunSpec("camvid", None, (24, 32), config, recipe)
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    expected_model = build_model(config).train()
+    expected_model.load_state_dict(model.state_dict())
+    mean = torch.full((3, 1, 1), 0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr)
+    scores = train_epoch(model, model, optimizer, Split(images, labels, 19), mean, spec, 1,
+                         Context(0, 1, torch.device("cpu")))
+    with torch.no_grad():
+        logits = expected_model(normalize(images, mean), out_size=(12, 16))
+        full = F.cross_entropy(expected_model(normalize(images, mean)), labels.long(), ignore_index=IGNORE_INDEX)
+    assert logits.shape[-2:] == (12, 16)
+    coarse = labels[:, ::2, ::2].long()
+    expected = F.cross_entropy(logits, coarse, ignore_index=IGNORE_INDEX, reduction="sum") / (coarse != IGNORE_INDEX).sum()
+    assert scores["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert abs(scores["loss"] - float(full)) > 1e-4  # the stride changed what was scored
+
+
 @pytest.mark.parametrize(
     "args,flag",
     [
@@ -135,6 +182,8 @@ def test_synthetic_scenes_join_the_training_split(camvid, tmp_path, cli):
         (["train", "cifar10", "--class-weights"], "--class-weights"),
         (["train", "camvid", "--data-dir", "{empty}", "--schedule", "linear"], "--schedule"),
         (["train", "camvid", "--data-dir", "{empty}", "--crop", "8"], "--crop"),
+        (["train", "camvid", "--data-dir", "{empty}", "--loss-stride", "0"], "--loss-stride"),
+        (["train", "camvid", "--data-dir", "{empty}", "--loss-stride", "2"], "--loss-stride"),  # thesis layout
         (["eval", "{ckpt}", "--split", "trainval"], "--split"),
         (["eval", "{ckpt}", "--dataset", "synthetic", "--split", "test"], "--split"),
     ],

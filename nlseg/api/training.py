@@ -62,6 +62,7 @@ def train(
     optimizer: str | None = None,
     scale: tuple[float, float] | None = None,
     jitter: float | None = None,
+    loss_stride: int | None = None,
     seeds: Sequence[int] = (0,),
     seed_dirs: bool = False,
     out: str | os.PathLike | None = None,
@@ -86,7 +87,8 @@ def train(
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights``, ``class_weighting``
     (``median`` or ``enet``; implies ``class_weights``), ``optimizer`` (``sgd`` or ``adam``) and
     ``scale`` (the street-scene augmentation's random scale range) and ``jitter`` (its brightness,
-    contrast and saturation factors in [1 - jitter, 1 + jitter]) override the recipe. One run
+    contrast and saturation factors in [1 - jitter, 1 + jitter]) override the recipe; ``loss_stride``
+    s > 1 scores the training loss on every s-th pixel of each crop (real-time layout). One run
     per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
     median in ``out/seeds.json``. Under torchrun each process trains its shard (DDP).
     ``train_split`` / ``val_split``: the splits trained on and validated on (None: no validation,
@@ -125,6 +127,11 @@ def train(
         raise InputError(f"expected LOW-HIGH with 0 < LOW <= HIGH, got {scale}", param="scale")
     if jitter is not None and not 0 <= jitter < 1:
         raise InputError(f"expected 0 <= jitter < 1, got {jitter}", param="jitter")
+    if loss_stride is not None and loss_stride < 1:
+        raise InputError(f"expected a stride of 1 or more, got {loss_stride}", param="loss_stride")
+    if (loss_stride or 1) > 1 and config.layout != "realtime":
+        raise InputError(f"the real-time layout's logits can be upsampled to a coarser grid; this is the "
+                         f"{config.layout} layout", param="loss_stride")
     if class_weighting is not None and class_weights is False:
         raise InputError("a class weighting needs class weights on", param="class_weighting")
     for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size),
@@ -152,6 +159,7 @@ def train(
                      else class_weights, class_weighting=class_weighting or recipe.class_weighting,
                      optimizer=optimizer or recipe.optimizer, scale=tuple(scale) if scale else recipe.scale,
                      jitter=recipe.jitter if jitter is None else jitter,
+                     loss_stride=recipe.loss_stride if loss_stride is None else loss_stride,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
     config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,

@@ -8,7 +8,9 @@ in Units, one Nonlocal Block per Unit (4.1)–(4.8), 1x1 transitions — but
 - the transitions average-pool by 2 as in the classifier (1/4, 1/8, 1/16),
 - Nonlocal Blocks sit only in the low-resolution Units (by default Units 2 and 3),
 - a light decoder adds 1x1 projections of every Unit's output from coarse to fine
-  (bilinear upsampling), maps them to class logits at 1/4 and upsamples to the input size.
+  (bilinear upsampling), maps them to class logits at 1/4 and upsamples to the input size
+  (or to ``out_size``: the trainer's ``--loss-stride`` scores the loss on a coarser grid, since
+  that last upsampling and the loss over it take about half of a CPU training step).
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ class RealtimeSegmenter(nn.Module):
                                         nn.Conv2d(decoder_channels, num_classes, 1))
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
+    def forward(self, x: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Class logits at the input's size, or at ``out_size`` (H, W)."""
+        size = x.shape[-2:] if out_size is None else out_size
         features = []
         y = self.stem(x)
         for i, unit in enumerate(self.units):

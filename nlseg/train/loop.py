@@ -138,11 +138,16 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
             if recipe.input_noise > 0:
                 images = add_input_noise(images, recipe.input_noise, g)
             x, y = augment(normalize(images, mean), y, recipe.pad, recipe.flip, g)
+        stride = recipe.loss_stride
+        out_size = None
+        if stride > 1:  # the loss on every stride-th pixel: labels subsampled, logits upsampled less
+            y = y[:, ::stride, ::stride]
+            out_size = tuple(y.shape[-2:])
         count = labelled_count(y, weight)  # over the global batch: the loss is its mean
         part = ctx.shard(len(index))
         x, y = x[part], y[part]
         with autocast_for(device):
-            logits = model(x)
+            logits = model(x) if out_size is None else model(x, out_size=out_size)
         loss_sum = summed_loss(logits, y, weight)
         loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
         optimizer.zero_grad(set_to_none=True)

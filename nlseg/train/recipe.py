@@ -33,7 +33,9 @@ class Recipe:
     leaves the dense classifier undecayed (docs/design.md §6). ``optimizer``: ``sgd`` (with
     ``momentum``) or ``adam`` (the CamVid anchors' Adam, the decay as an L2 term of the gradient);
     ``class_weighting``: ``median`` (median-frequency) or ``enet`` (1 / ln(1.10 + p)) when
-    ``class_weights`` is on.
+    ``class_weights`` is on. ``loss_stride`` s > 1 (real-time segmenters): the training loss and
+    metrics on every s-th pixel of each crop, the logits upsampled to 1/s of the crop instead of
+    all of it (validation stays at full resolution).
     """
 
     epochs: int = 200
@@ -59,6 +61,7 @@ class Recipe:
     decay_classifier: bool = True
     optimizer: str = "sgd"
     class_weighting: str = "median"
+    loss_stride: int = 1
 
     @property
     def scene_augmentation(self) -> bool:
