@@ -128,6 +128,31 @@ def test_config_round_trips_through_json():
         ModelConfig.from_dict({**config.to_dict(), "colour": "red"})
 
 
+def test_refine_decoder_of_the_realtime_layout():
+    """decoder="refine": a separable 3x3 step after each coarse-to-fine sum of the real-time decoder
+    (Units - 1 of them), a few thousand parameters more; older configs without the field stay linear."""
+    from nlseg.errors import InputError
+
+    common = {"layout": "realtime", "blocks": (1, 2, 2, 3), "channels": (16, 32, 64, 128), "nonlocal_kernel": "dot"}
+    linear = build_model(ModelConfig.from_preset("bdd100k", **common))
+    refine = build_model(ModelConfig.from_preset("bdd100k", decoder="refine", **common))
+    assert linear.refine is None and len(refine.refine) == 3
+    extra = sum(p.numel() for p in refine.parameters()) - sum(p.numel() for p in linear.parameters())
+    assert extra == 3 * (32 * 9 + 32 * 32 + 2 * 32)  # depthwise 3x3, pointwise 1x1, BN scale and shift
+    refine.eval()
+    with torch.no_grad():
+        out = refine(torch.randn(2, 3, 37, 53))
+        coarse = refine(torch.randn(1, 3, 64, 96), out_size=(32, 48))
+    assert out.shape == (2, 19, 37, 53) and torch.isfinite(out).all() and coarse.shape == (1, 19, 32, 48)
+    old = {k: v for k, v in ModelConfig.from_preset("bdd100k", **common).to_dict().items() if k != "decoder"}
+    assert ModelConfig.from_dict(old).decoder == "linear"
+    with pytest.raises(InputError, match="realtime layout") as thesis:
+        ModelConfig.from_preset("bdd100k", decoder="refine")
+    assert thesis.value.param == "decoder"
+    with pytest.raises(InputError, match="unknown decoder"):
+        ModelConfig.from_preset("bdd100k", layout="realtime", decoder="wide")
+
+
 def test_he_initialisation():
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_preset("cifar10", channels=(64, 128, 256)))

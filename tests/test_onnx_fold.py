@@ -97,6 +97,19 @@ def test_opset_13_folds_without_shape_slicing(tmp_path):
         assert check_onnx(out, shape=shape).passed
 
 
+@pytest.mark.parametrize("graph", ["portable", "plugin"])
+def test_refine_decoder_exports_and_matches_pytorch(graph, tmp_path):
+    """The real-time layout's refine decoder (depthwise + pointwise convs) through both graph forms."""
+    if graph == "plugin" and not custom_op_available():
+        pytest.skip("plugin graphs run in ONNX Runtime through onnxruntime-extensions")
+    config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
+                                     nonlocal_kernel="dot", decoder="refine")
+    out = tmp_path / f"refine-{graph}.onnx"
+    export_onnx(random_init(config, seed=2), out, ExportOptions(graph=graph))
+    for shape in ((1, 3, 40, 72), (2, 3, 33, 61)):
+        assert check_onnx(out, shape=shape).passed
+
+
 def _flatten_graph() -> onnx.ModelProto:
     """x (B, 4, H, W) flattened to (B, 4, H·W) through the exporter's Shape/Gather/Unsqueeze/Concat chain."""
     nodes = [

@@ -184,6 +184,8 @@ def test_loss_stride_scores_every_nth_pixel_against_logits_upsampled_less():
         (["train", "camvid", "--data-dir", "{empty}", "--crop", "8"], "--crop"),
         (["train", "camvid", "--data-dir", "{empty}", "--loss-stride", "0"], "--loss-stride"),
         (["train", "camvid", "--data-dir", "{empty}", "--loss-stride", "2"], "--loss-stride"),  # thesis layout
+        (["train", "camvid", "--data-dir", "{empty}", "--decoder", "refine"], "--decoder"),  # thesis layout
+        (["train", "camvid", "--data-dir", "{empty}", "--layout", "realtime", "--decoder", "wide"], "--decoder"),
         (["eval", "{ckpt}", "--split", "trainval"], "--split"),
         (["eval", "{ckpt}", "--dataset", "synthetic", "--split", "test"], "--split"),
     ],

@@ -18,6 +18,7 @@ import typer
 from nlseg.errors import InputError
 from nlseg.nn.config import ARCHITECTURES, NONLOCAL_CHOICES, ModelConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
+from nlseg.nn.realtime import DECODERS
 
 # Library parameter / ModelConfig field -> the flag that sets it, where the two names differ.
 FLAGS: dict[str, str] = {"arch": "--model", "nonlocal_kernel": "--nonlocal", "image_size": "--size",
@@ -39,13 +40,14 @@ class ModelFlags:
     stages: Optional[int] = None
     pool: Optional[int] = None
     h: Optional[float] = None
+    decoder: Optional[str] = None
 
     def config(self, dataset: str, **settings: Any) -> ModelConfig:
         """The ModelConfig for preset ``dataset``; ``settings`` are further ModelConfig fields."""
         return ModelConfig.from_preset(
             dataset, layout=self.layout, arch=self.model, blocks=parse_ints(self.blocks, "--blocks"),
             channels=parse_ints(self.channels, "--channels"), nonlocal_kernel=self.nonlocal_op, s=self.s,
-            stages=self.stages, pool=self.pool, h=self.h, **settings)
+            stages=self.stages, pool=self.pool, h=self.h, decoder=self.decoder, **settings)
 
 
 # The flags of ModelFlags, in the order --help lists them.
@@ -63,6 +65,9 @@ _MODEL_FLAGS: dict[str, Any] = {
     "pool": Annotated[Optional[int], typer.Option(
         "--pool", help="Subsampling pool of the Nonlocal Block, 0 = none (default: preset).")],
     "h": Annotated[Optional[float], typer.Option("--h", help="Step size h of the Blocks (default 0.06).")],
+    "decoder": Annotated[Optional[str], typer.Option(
+        "--decoder", help=f"Decoder of the realtime layout: {', '.join(DECODERS)} (default linear; refine: a "
+                          "separable 3x3 conv after each coarse-to-fine sum).")],
 }
 MODEL_FLAG_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ModelFlags))
 

@@ -18,7 +18,7 @@ from nlseg.nn.blocks import BLOCKS
 from nlseg.nn.network import HamiltonianNet
 from nlseg.nn.nonlocal_block import NonlocalConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
-from nlseg.nn.realtime import RealtimeSegmenter
+from nlseg.nn.realtime import DECODERS, RealtimeSegmenter
 from nlseg.ops.omega import EULER_GAMMA, KERNELS, KernelParams, check_kernel, check_log_gamma
 
 ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES)
@@ -52,7 +52,8 @@ class ModelConfig:
     ``nonlocal_kernel`` is None for the plain network, else a kernel of :mod:`nlseg.ops`.
     ``log_gamma`` is the constant term γ of the log kernel, c(−2λ log‖·‖ − γ): Euler's γ as
     (4.8) reads, λγ as the thesis authors' code computes (docs/design.md §6).
-    ``layout`` is ``thesis`` (§4.4) or ``realtime`` (:class:`RealtimeSegmenter`, segmentation).
+    ``layout`` is ``thesis`` (§4.4) or ``realtime`` (:class:`RealtimeSegmenter`, segmentation);
+    ``decoder`` is the real-time layout's decoder, ``linear`` or ``refine``.
     """
 
     arch: str = "hamiltonian"
@@ -72,6 +73,7 @@ class ModelConfig:
     lam: float = 0.1
     n: int = 2
     log_gamma: float = EULER_GAMMA
+    decoder: str = "linear"
 
     def __post_init__(self) -> None:
         """Check every rule of an architecture; InputError naming the field that breaks one."""
@@ -88,6 +90,11 @@ class ModelConfig:
         _positive_ints(tuple(self.image_size), "image_size")
         if len(self.image_size) != 2:
             raise InputError(f"expected (height, width), got {tuple(self.image_size)}", param="image_size")
+        if self.decoder not in DECODERS:
+            raise InputError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}", param="decoder")
+        if self.decoder != "linear" and self.layout != "realtime":
+            raise InputError(f"the {self.decoder} decoder is the realtime layout's; this is the {self.layout} layout",
+                             param="decoder")
         if self.layout != "thesis":
             if self.task != "segment":
                 raise InputError(f"the {self.layout} layout is a segmenter; this is a {self.task} network",
@@ -190,7 +197,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     blocks = {"block": config.arch, "blocks": config.blocks, "channels": config.channels, "h": config.h,
               "nonlocal_config": config.nonlocal_config, **common}
     if config.layout == "realtime":
-        return RealtimeSegmenter(**blocks)
+        return RealtimeSegmenter(decoder=config.decoder, **blocks)
     return HamiltonianNet(task=config.task, image_size=config.image_size, head_pool=config.head_pool, **blocks)
 
 

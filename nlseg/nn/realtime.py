@@ -11,6 +11,10 @@ in Units, one Nonlocal Block per Unit (4.1)–(4.8), 1x1 transitions — but
   (bilinear upsampling), maps them to class logits at 1/4 and upsamples to the input size
   (or to ``out_size``: the trainer's ``--loss-stride`` scores the loss on a coarser grid, since
   that last upsampling and the loss over it take about half of a CPU training step).
+
+``decoder="refine"`` adds, after each coarse-to-fine sum, a depthwise 3x3 conv, a 1x1 conv, BN and
+ReLU, so coarse context and fine detail mix non-linearly and over a 3x3 neighbourhood before the
+classifier (``linear``, the default: the sum of projections alone, as the default weights have).
 """
 
 from __future__ import annotations
@@ -26,8 +30,17 @@ from nlseg.nn.network import Transition, make_unit
 from nlseg.nn.nonlocal_block import NonlocalConfig
 
 
+DECODERS: tuple[str, ...] = ("linear", "refine")
+
+
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+def _separable_refine(channels: int) -> nn.Sequential:
+    """Depthwise 3x3, pointwise 1x1, BN, ReLU: the ``refine`` decoder's step after each fusion."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False),
+                         nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
 
 class RealtimeSegmenter(nn.Module):
@@ -42,6 +55,7 @@ class RealtimeSegmenter(nn.Module):
         nonlocal_config: Nonlocal Block settings, or None for none.
         nonlocal_units: how many of the last (lowest-resolution) Units get a Nonlocal Block.
         decoder_channels: width of the decoder's projections.
+        decoder: ``linear`` (sum of projections) or ``refine`` (a separable 3x3 step after each sum).
         in_channels: input channels.
     """
 
@@ -56,9 +70,12 @@ class RealtimeSegmenter(nn.Module):
         nonlocal_config: NonlocalConfig | None = None,
         nonlocal_units: int = 2,
         decoder_channels: int = 32,
+        decoder: str = "linear",
         in_channels: int = 3,
     ) -> None:
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder {decoder!r}: expected one of {', '.join(DECODERS)}")
         if len(blocks) != len(channels) or not blocks:
             raise ValueError(f"blocks {tuple(blocks)} and channels {tuple(channels)} must name the same number of Units")
         self.stem = nn.Sequential(_conv_bn_relu(in_channels, channels[0], 2), _conv_bn_relu(channels[0], channels[0], 2))
@@ -69,6 +86,8 @@ class RealtimeSegmenter(nn.Module):
         )
         self.transitions = nn.ModuleList(Transition(a, b, downsample=True) for a, b in zip(channels[:-1], channels[1:]))
         self.lateral = nn.ModuleList(nn.Conv2d(c, decoder_channels, 1) for c in channels)
+        self.refine = nn.ModuleList(_separable_refine(decoder_channels) for _ in channels[:-1]) if decoder == "refine" \
+            else None
         self.classifier = nn.Sequential(nn.BatchNorm2d(decoder_channels), nn.ReLU(inplace=True),
                                         nn.Conv2d(decoder_channels, num_classes, 1))
         he_init(self)
@@ -84,6 +103,8 @@ class RealtimeSegmenter(nn.Module):
             y = unit(y)
             features.append(y)
         decoded = self.lateral[-1](features[-1])
-        for lateral, feature in zip(reversed(self.lateral[:-1]), reversed(features[:-1])):
+        for j, (lateral, feature) in enumerate(zip(reversed(self.lateral[:-1]), reversed(features[:-1]))):
             decoded = lateral(feature) + F.interpolate(decoded, size=feature.shape[-2:], mode="bilinear", align_corners=False)
+            if self.refine is not None:
+                decoded = self.refine[j](decoded)
         return F.interpolate(self.classifier(decoded), size=size, mode="bilinear", align_corners=False)
