@@ -17,8 +17,10 @@ crops, batch 8; the last line is then one epoch of the 468 CamVid train+val fram
 Rows: --nonlocal × --modes × --batch. A mode joins with "+" any of ``eager`` (the trainer as
 it is), ``channels-last`` (NHWC weights and inputs), ``compile`` (torch.compile of forward and
 loss, backward by AOTAutograd; each row compiles in its warm-up), ``cudagraphs`` (the same with
-mode="reduce-overhead", i.e. CUDA graphs; CUDA only), ``cudnn-benchmark`` and ``bf16`` (the forward
-under bf16 autocast on the CPU too; on CUDA the trainer always uses it). A row that fails
+mode="reduce-overhead", i.e. CUDA graphs; CUDA only), ``cudnn-benchmark``, ``bf16`` (the forward
+under bf16 autocast on the CPU too; on CUDA the trainer always uses it) and ``reference-head`` (the
+real-time layout's loss by PyTorch's upsampling and cross-entropy instead of the trainer's fused
+C++ head, ``nlseg.train.loss.segmenter_loss``, on a float32 CPU step). A row that fails
 (torch.compile without a compiler, out of memory) is listed with the reason. Reference: 263
 images/s with 𝓛 at batch 8, eager, on an H200; the target on H100/H200 is at least 2,000 images/s.
 
@@ -33,6 +35,8 @@ images/s with 𝓛 at batch 8, eager, on an H200; the target on H100/H200 is at 
         # and where a step's time goes: the 12 operators with the most self time
     python benchmarks/train_throughput.py --preset camvid --nonlocal diffusion --batch 8 --loss-strides 1,2,4
         # nlseg train --loss-stride N: the loss on every N-th pixel of the crop
+    python benchmarks/train_throughput.py --preset camvid --nonlocal diffusion --batch 8 \
+        --modes eager,reference-head,eager,reference-head      # the fused training head against PyTorch's
     python benchmarks/train_throughput.py --device cuda # batch 8,64,256, 3 modes, 5 + 20 steps
     python benchmarks/train_throughput.py --device cuda --modes eager,channels-last+cudagraphs --batch 256
 """
@@ -54,14 +58,16 @@ from nlseg.checkpoint import load_model
 from nlseg.errors import InputError
 from nlseg.nn import ModelConfig, build_model
 from nlseg.nn.config import NONLOCAL_CHOICES, nonlocal_kernel as config_kernel
+from nlseg.nn.realtime import RealtimeSegmenter
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.runtime.device import describe_device, resolve_device
-from nlseg.train.loop import autocast_for, labelled_count, summed_loss
+from nlseg.train.loop import autocast_for
+from nlseg.train.loss import labelled_count, segmenter_loss, summed_loss
 from nlseg.train.recipe import RECIPES, Recipe
 
 BDD100K_TRAIN_IMAGES = 7000  # the 10k segmentation split: 7,000 train, 1,000 val
 CAMVID_TRAIN_VAL_IMAGES = 468  # CamVid's train (367) and val (101) frames
-MODE_TOKENS = ("eager", "channels-last", "compile", "cudagraphs", "cudnn-benchmark", "bf16")
+MODE_TOKENS = ("eager", "channels-last", "compile", "cudagraphs", "cudnn-benchmark", "bf16", "reference-head")
 DEFAULTS = {  # batch sizes, modes, warm-up steps, timed steps
     "cpu": ("1,2", "eager", 1, 2),
     "cuda": ("8,64,256", "eager,channels-last,channels-last+compile", 5, 20),
@@ -71,13 +77,14 @@ DEFAULTS = {  # batch sizes, modes, warm-up steps, timed steps
 @dataclass(frozen=True)
 class Mode:
     """How a row runs the step: memory format, torch.compile mode (None: eager), cuDNN autotuning,
-    bf16 autocast on every device."""
+    bf16 autocast on every device, the fused training head of the real-time layout."""
 
     name: str
     channels_last: bool
     compile_mode: str | None
     cudnn_benchmark: bool
     bf16: bool = False
+    fused_head: bool = True
 
 
 def parse_mode(name: str) -> Mode:
@@ -87,16 +94,23 @@ def parse_mode(name: str) -> Mode:
         raise SystemExit(f"--modes: unknown {', '.join(sorted(tokens - set(MODE_TOKENS)))} in {name!r}; "
                          f"join any of {', '.join(MODE_TOKENS)} with '+'")
     compile_mode = "reduce-overhead" if "cudagraphs" in tokens else "default" if "compile" in tokens else None
-    return Mode(name, "channels-last" in tokens, compile_mode, "cudnn-benchmark" in tokens, "bf16" in tokens)
+    return Mode(name, "channels-last" in tokens, compile_mode, "cudnn-benchmark" in tokens, "bf16" in tokens,
+                "reference-head" not in tokens)
 
 
-def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothness: float, bf16: bool) -> torch.Tensor:
-    """The loss of ``train_epoch`` in one process: mean cross-entropy over labelled pixels + (4.10);
-    labels ``y`` smaller than ``x`` (``--loss-stride``) have the logits upsampled to their size."""
+def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothness: float, bf16: bool,
+              fused_head: bool) -> torch.Tensor:
+    """The loss of ``train_epoch`` in one process: mean cross-entropy over labelled pixels + (4.10); a
+    real-time segmenter's coarse logits are upsampled to the labels' size inside the loss."""
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and x.device.type == "cpu" else autocast_for(x.device)
-    with autocast:
-        logits = model(x) if y.shape[-2:] == x.shape[-2:] else model(x, out_size=tuple(y.shape[-2:]))
-    return summed_loss(logits, y) / labelled_count(y) + weight_smoothness_decay(model, smoothness)
+    if isinstance(model, RealtimeSegmenter):
+        with autocast:
+            coarse = model(x, coarse=True)
+        loss_sum = segmenter_loss(coarse, y, fused=fused_head)[0]
+    else:
+        with autocast:
+            loss_sum = summed_loss(model(x), y)
+    return loss_sum / labelled_count(y) + weight_smoothness_decay(model, smoothness)
 
 
 def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device: torch.device,
@@ -120,7 +134,7 @@ def measure(config: ModelConfig, recipe: Recipe, batch: int, mode: Mode, device:
 
     def step() -> None:
         torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graph trees; no-op otherwise
-        loss = loss_of(model, x, y, recipe.smoothness, mode.bf16)
+        loss = loss_of(model, x, y, recipe.smoothness, mode.bf16, mode.fused_head)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -152,7 +152,7 @@ def test_median_frequency_weights_by_hand():
 
 
 def test_weighted_loss_is_the_weighted_mean():
-    from nlseg.train.loop import labelled_count, summed_loss
+    from nlseg.train.loss import labelled_count, summed_loss
 
     logits, target = torch.randn(2, 3, 4, 5), torch.randint(0, 3, (2, 4, 5))
     target[0, 0, 0] = IGNORE_INDEX

@@ -142,8 +142,8 @@ def test_refine_decoder_of_the_realtime_layout():
     refine.eval()
     with torch.no_grad():
         out = refine(torch.randn(2, 3, 37, 53))
-        coarse = refine(torch.randn(1, 3, 64, 96), out_size=(32, 48))
-    assert out.shape == (2, 19, 37, 53) and torch.isfinite(out).all() and coarse.shape == (1, 19, 32, 48)
+        coarse = refine(torch.randn(1, 3, 64, 96), coarse=True)
+    assert out.shape == (2, 19, 37, 53) and torch.isfinite(out).all() and coarse.shape == (1, 19, 16, 24)
     old = {k: v for k, v in ModelConfig.from_preset("bdd100k", **common).to_dict().items() if k != "decoder"}
     assert ModelConfig.from_dict(old).decoder == "linear"
     with pytest.raises(InputError, match="realtime layout") as thesis:

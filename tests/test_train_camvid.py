@@ -19,6 +19,7 @@ from nlseg.data.labels import CAMVID_CLASSES, IGNORE_INDEX
 from nlseg.data.split import Split
 from nlseg.data.transforms import normalize
 from nlseg.nn.config import ModelConfig, build_model
+from nlseg.nn.realtime import upsample_logits
 from nlseg.train.distributed import Context
 from nlseg.train.loop import RunSpec, train_epoch
 from nlseg.train.recipe import RECIPES
@@ -140,8 +141,8 @@ def test_loss_stride_is_a_recorded_setting_of_the_run(camvid, tmp_path, cli):
 
 
 def test_loss_stride_scores_every_nth_pixel_against_logits_upsampled_less():
-    """--loss-stride 2: the epoch's loss is the cross-entropy of logits upsampled to half the crop
-    (``RealtimeSegmenter(out_size=...)``) against every second label, summed over labelled pixels."""
+    """--loss-stride 2: the epoch's loss is the cross-entropy of the coarse logits upsampled to half the
+    crop (``upsample_logits``) against every second label, summed over labelled pixels."""
     config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
                                      nonlocal_kernel="dot", image_size=(24, 32))
     g = torch.Generator().manual_seed(3)
@@ -160,7 +161,7 @@ def test_loss_stride_scores_every_nth_pixel_against_logits_upsampled_less():
     scores = train_epoch(model, model, optimizer, Split(images, labels, 19), mean, spec, 1,
                          Context(0, 1, torch.device("cpu")))
     with torch.no_grad():
-        logits = expected_model(normalize(images, mean), out_size=(12, 16))
+        logits = upsample_logits(expected_model(normalize(images, mean), coarse=True), (12, 16))
         full = F.cross_entropy(expected_model(normalize(images, mean)), labels.long(), ignore_index=IGNORE_INDEX)
     assert logits.shape[-2:] == (12, 16)
     coarse = labels[:, ::2, ::2].long()

@@ -8,9 +8,9 @@ in Units, one Nonlocal Block per Unit (4.1)–(4.8), 1x1 transitions — but
 - the transitions average-pool by 2 as in the classifier (1/4, 1/8, 1/16),
 - Nonlocal Blocks sit only in the low-resolution Units (by default Units 2 and 3),
 - a light decoder adds 1x1 projections of every Unit's output from coarse to fine
-  (bilinear upsampling), maps them to class logits at 1/4 and upsamples to the input size
-  (or to ``out_size``: the trainer's ``--loss-stride`` scores the loss on a coarser grid, since
-  that last upsampling and the loss over it take about half of a CPU training step).
+  (bilinear upsampling), maps them to class logits at 1/4 and upsamples them to the input size
+  with :func:`upsample_logits` (``coarse=True`` returns the 1/4 logits: the trainer upsamples them
+  to its label grid inside the loss, :func:`nlseg.train.loss.segmenter_loss`).
 
 ``decoder="refine"`` adds, after each coarse-to-fine sum, a depthwise 3x3 conv, a 1x1 conv, BN and
 ReLU, so coarse context and fine detail mix non-linearly and over a 3x3 neighbourhood before the
@@ -31,6 +31,11 @@ from nlseg.nn.nonlocal_block import NonlocalConfig
 
 
 DECODERS: tuple[str, ...] = ("linear", "refine")
+
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The class logits at ``size`` (H, W): bilinear, ``align_corners=False`` (the network's last step)."""
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -92,9 +97,8 @@ class RealtimeSegmenter(nn.Module):
                                         nn.Conv2d(decoder_channels, num_classes, 1))
         he_init(self)
 
-    def forward(self, x: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Class logits at the input's size, or at ``out_size`` (H, W)."""
-        size = x.shape[-2:] if out_size is None else out_size
+    def forward(self, x: torch.Tensor, coarse: bool = False) -> torch.Tensor:
+        """Class logits at the input's size, or with ``coarse`` at the decoder's 1/4 resolution."""
         features = []
         y = self.stem(x)
         for i, unit in enumerate(self.units):
@@ -107,4 +111,5 @@ class RealtimeSegmenter(nn.Module):
             decoded = lateral(feature) + F.interpolate(decoded, size=feature.shape[-2:], mode="bilinear", align_corners=False)
             if self.refine is not None:
                 decoded = self.refine[j](decoded)
-        return F.interpolate(self.classifier(decoded), size=size, mode="bilinear", align_corners=False)
+        logits = self.classifier(decoded)
+        return logits if coarse else upsample_logits(logits, tuple(x.shape[-2:]))

@@ -17,22 +17,23 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nlseg.checkpoint import read_checkpoint, save_checkpoint
-from nlseg.data.labels import IGNORE_INDEX, ClassGroups
+from nlseg.data.labels import ClassGroups
 from nlseg.data.noise import add_input_noise
 from nlseg.data.split import Split
 from nlseg.data.transforms import augment, augment_scenes, normalize
 from nlseg.errors import InputError
 from nlseg.io import remove_stale_temps
 from nlseg.nn.config import ModelConfig, build_model
+from nlseg.nn.realtime import RealtimeSegmenter
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.train import rundir
 from nlseg.train.class_balance import class_weights
 from nlseg.train.distributed import Context, sync_batchnorm
+from nlseg.train.loss import labelled_count, segmenter_loss, summed_loss
 from nlseg.train.metrics import Scores
 from nlseg.train.progress import EpochBar
 from nlseg.train.recipe import Recipe
@@ -83,27 +84,6 @@ def training_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep].sort().values
 
 
-def summed_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy summed over samples or labelled pixels (255 ignored), in float32.
-
-    With class weights ``weight`` each term is multiplied by the weight of its true class.
-    """
-    return F.cross_entropy(logits.float(), target.long(), weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
-
-
-def labelled_count(target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Samples, or labelled pixels, of a target batch (at least 1), without a device sync.
-
-    With class weights: the sum of the labelled pixels' weights (the weighted loss's mean divides by it).
-    """
-    if target.dim() == 1:
-        return torch.tensor(float(len(target)), device=target.device)
-    labelled = target != IGNORE_INDEX
-    if weight is None:
-        return labelled.sum().clamp(min=1).float()
-    return weight[torch.where(labelled, target.long(), 0)].mul(labelled).sum().clamp(min=1e-12).float()
-
-
 def autocast_for(device: torch.device):
     """bf16 autocast on CUDA (the trainer's mixed precision); a no-op context elsewhere."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -125,6 +105,7 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
     batches = [b for b in order.split(recipe.batch_size) if len(b) >= smallest]
     scores = Scores(data.num_classes, data.is_segmentation, device, groups)
     crop = recipe.crop or data.image_size
+    segmenter_head = isinstance(module, RealtimeSegmenter)
     bar = EpochBar(f"epoch {epoch}/{recipe.epochs}", len(batches),
                    "pixel acc" if data.is_segmentation else "acc", ctx.is_main)
     module.train()
@@ -138,22 +119,25 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
             if recipe.input_noise > 0:
                 images = add_input_noise(images, recipe.input_noise, g)
             x, y = augment(normalize(images, mean), y, recipe.pad, recipe.flip, g)
-        stride = recipe.loss_stride
-        out_size = None
-        if stride > 1:  # the loss on every stride-th pixel: labels subsampled, logits upsampled less
-            y = y[:, ::stride, ::stride]
-            out_size = tuple(y.shape[-2:])
+        if recipe.loss_stride > 1:  # the loss on every stride-th pixel: labels subsampled, logits upsampled less
+            y = y[:, ::recipe.loss_stride, ::recipe.loss_stride].contiguous()
         count = labelled_count(y, weight)  # over the global batch: the loss is its mean
         part = ctx.shard(len(index))
         x, y = x[part], y[part]
-        with autocast_for(device):
-            logits = model(x) if out_size is None else model(x, out_size=out_size)
-        loss_sum = summed_loss(logits, y, weight)
+        if segmenter_head:  # coarse logits, upsampled to the labels' grid inside the loss
+            with autocast_for(device):
+                coarse = model(x, coarse=True)
+            loss_sum, labels = segmenter_loss(coarse, y, weight)
+            logits = None
+        else:
+            with autocast_for(device):
+                logits = model(x)
+            loss_sum, labels = summed_loss(logits, y, weight), None
         loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scores.update(logits.detach(), y, loss_sum, labelled_count(y, weight))
+        scores.update(logits, y, loss_sum, labelled_count(y, weight), labels=labels)
         bar.advance(len(index))
         if bar.enabled and (i % refresh == 0 or i == len(batches) - 1):
             summary = scores.summary()

@@ -119,13 +119,14 @@ class Scores:
         self.soft = torch.zeros(3, dtype=torch.float64, device=device)
         self.soft_image = torch.zeros(2, dtype=torch.float64, device=device)  # (Σ batch means, batches)
 
-    def update(self, logits: torch.Tensor, target: torch.Tensor, loss_sum: torch.Tensor, count: int | torch.Tensor,
-               soft: bool = False) -> None:
-        """Add a batch: ``loss_sum`` over its ``count`` samples (pixels)."""
+    def update(self, logits: torch.Tensor | None, target: torch.Tensor, loss_sum: torch.Tensor,
+               count: int | torch.Tensor, soft: bool = False, labels: torch.Tensor | None = None) -> None:
+        """Add a batch: ``loss_sum`` over its ``count`` samples (pixels). ``labels``: the arg-max of the
+        logits where the caller has it (``logits`` may then be None, unless ``soft``)."""
         self.loss += torch.stack([loss_sum.detach().double(), torch.as_tensor(count, dtype=torch.float64,
                                                                                device=self.loss.device)])
-        logits = logits.detach()
-        pred = class_labels(logits)
+        logits = None if logits is None else logits.detach()
+        pred = class_labels(logits) if labels is None else labels
         if self.groups is not None:
             pred, target = grouped_labels(pred, self.groups), grouped_labels(target, self.groups)
             logits = grouped_log_probs(logits, self.groups) if soft else logits

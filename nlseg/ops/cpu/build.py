@@ -1,16 +1,19 @@
-"""Compiling and loading the CPU kernel (``pairwise_cpu.cpp``) on first use.
+"""Compiling and loading the CPU kernels on first use: ``pairwise_cpu.cpp`` (:data:`LIBRARY`, the
+distance kernels) and ``upsampled_ce.cpp`` (:data:`HEAD_LIBRARY`, the real-time segmenter's
+training head), each one shared library.
 
-The source has no PyTorch headers: one call of the system C++ compiler (``$CXX``, else ``c++``
-or ``g++``) builds a shared library, loaded with ctypes, in 4-8 s on the busy 2-core development
-machine, where torch's ``cpp_extension`` build of a module including ``torch/extension.h`` took
-50 s. The library is cached under torch's extensions directory
-(``$TORCH_EXTENSIONS_DIR``, else ``~/.cache/torch_extensions``), named by a hash of the source,
-compiler and flags. Concurrent first uses (pytest-xdist workers, DDP ranks) take turns on a lock
-file: one builds, the others load its library; the build writes a temporary file and renames it
-into place, so no reader ever sees a partial library.
+The sources have no PyTorch headers (they share ``common.h``): one call of the system C++ compiler
+(``$CXX``, else ``c++`` or ``g++``) builds a library, loaded with ctypes, in 4-8 s on the busy
+2-core development machine, where torch's ``cpp_extension`` build of a module including
+``torch/extension.h`` took 50 s. A library is cached under torch's extensions directory
+(``$TORCH_EXTENSIONS_DIR``, else ``~/.cache/torch_extensions``), named by a hash of its source,
+the header, the compiler and flags. Concurrent first uses (pytest-xdist workers, DDP ranks) take
+turns on a lock file: one builds, the others load its library; the build writes a temporary file
+and renames it into place, so no reader ever sees a partial library.
 
 If the compiler is missing or the build fails, :meth:`KernelLibrary.load` returns None and
-warns once; :mod:`nlseg.ops.cpu.function` then runs the reference.
+warns once; the callers (:mod:`nlseg.ops.cpu.function`, :mod:`nlseg.ops.cpu.cross_entropy`) then
+run their reference.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 SOURCE = Path(__file__).with_name("pairwise_cpu.cpp")
+HEADER = Path(__file__).with_name("common.h")  # included by every source: part of each library's hash
 ABI_VERSION = 2  # nlseg_pairwise_abi() of a library this module can call
 BASE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-math-errno", "-fno-trapping-math")
 # Instruction sets by torch's runtime detection of this CPU (the library is cached per flag set).
@@ -45,7 +50,7 @@ ISA_FLAGS = {
 
 
 class KernelBuildWarning(RuntimeWarning):
-    """The CPU kernel could not be built or loaded; the reference implementation runs instead."""
+    """A CPU kernel could not be built or loaded; the reference implementation runs instead."""
 
 
 def _pointer_args(count: int) -> list[type]:
@@ -86,17 +91,17 @@ def compile_flags() -> tuple[str, ...]:
     return BASE_FLAGS + ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), ())
 
 
-def library_name(source: str, cxx: str, flags: tuple[str, ...]) -> str:
-    """A file name unique to the source, compiler, flags and platform."""
+def library_name(source: str, cxx: str, flags: tuple[str, ...], stem: str = "nlseg_pairwise_cpu") -> str:
+    """A file name unique to the source (with the header), compiler, flags and platform."""
     key = "\0".join([source, cxx, *flags, platform.machine(), sys.platform])
-    return f"nlseg_pairwise_cpu_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+    return f"{stem}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 
 
-def cache_directories() -> list[Path]:
+def cache_directories(stem: str = "nlseg_pairwise_cpu") -> list[Path]:
     """Where libraries are cached: torch's extensions directory (``$TORCH_EXTENSIONS_DIR``, else
     torch's per-user cache), then the temporary directory if that one cannot be written."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    fallback = Path(tempfile.gettempdir()) / f"nlseg_pairwise_cpu_{uid}"
+    fallback = Path(tempfile.gettempdir()) / f"{stem}_{uid}"
     if os.environ.get("TORCH_EXTENSIONS_DIR"):
         root = Path(os.environ["TORCH_EXTENSIONS_DIR"])
     else:
@@ -105,7 +110,7 @@ def cache_directories() -> list[Path]:
         except ImportError:
             return [fallback]
         root = Path(get_default_build_root())
-    return [root / "nlseg_pairwise_cpu", fallback]
+    return [root / stem, fallback]
 
 
 @contextlib.contextmanager
@@ -128,8 +133,8 @@ def exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_library(cxx: str, flags: tuple[str, ...], target: Path) -> None:
-    """Compile ``SOURCE`` into ``target`` through a temporary file renamed into place.
+def build_library(cxx: str, flags: tuple[str, ...], target: Path, source: Path = SOURCE) -> None:
+    """Compile ``source`` into ``target`` through a temporary file renamed into place.
 
     Raises RuntimeError with the compiler's first error line, or OSError if ``target``'s
     directory cannot be written.
@@ -139,7 +144,7 @@ def build_library(cxx: str, flags: tuple[str, ...], target: Path) -> None:
     os.close(fd)
     try:
         try:
-            result = subprocess.run([cxx, *flags, str(SOURCE), "-o", partial], capture_output=True, text=True)
+            result = subprocess.run([cxx, *flags, str(source), "-o", partial], capture_output=True, text=True)
         except OSError as exc:
             raise RuntimeError(f"cannot run the C++ compiler {cxx!r}: {exc.strerror or exc}") from None
         if result.returncode != 0:
@@ -180,7 +185,8 @@ def openmp_runtime() -> tuple[int, int] | None:
 
 
 def open_library(path: Path) -> LoadedKernel:
-    """Load ``path`` with ctypes and declare its entry points; RuntimeError if its ABI differs."""
+    """Load the pairwise library ``path`` with ctypes and declare its entry points; RuntimeError if
+    its ABI differs."""
     lib = ctypes.CDLL(str(path))
     if lib.nlseg_pairwise_abi() != ABI_VERSION:
         raise RuntimeError(f"{path} has ABI {lib.nlseg_pairwise_abi()}, expected {ABI_VERSION}")
@@ -195,16 +201,34 @@ def open_library(path: Path) -> LoadedKernel:
                         lib.nlseg_pairwise_max_quarters(), openmp_runtime())
 
 
-class KernelLibrary:
-    """Builds (once per machine) and loads (once per process) the CPU kernel; thread-safe.
+@dataclass(frozen=True)
+class LibrarySpec:
+    """One CPU library: its source, what it is called in messages, its cache name, how it is opened
+    (``opener``: the loaded entry points, RuntimeError on an ABI mismatch) and what runs without it."""
 
-    ``cxx`` overrides :func:`compiler` (tests force a failing build with it).
+    source: Path
+    title: str
+    stem: str
+    opener: Callable[[Path], Any]
+    fallback: str
+
+
+PAIRWISE = LibrarySpec(SOURCE, "the CPU pairwise kernel", "nlseg_pairwise_cpu", open_library,
+                       "the distance kernels run on the reference implementation (slower, same results)")
+
+
+class KernelLibrary:
+    """Builds (once per machine) and loads (once per process) one CPU library; thread-safe.
+
+    ``spec``: which library (default the pairwise kernel); ``cxx`` overrides :func:`compiler`
+    (tests force a failing build with it).
     """
 
-    def __init__(self, cxx: str | None = None) -> None:
+    def __init__(self, cxx: str | None = None, spec: LibrarySpec = PAIRWISE) -> None:
         self._cxx = cxx
+        self.spec = spec
         self._lock = threading.Lock()
-        self._kernel: LoadedKernel | None = None
+        self._kernel: Any = None
         self._failure: str | None = None
 
     @property
@@ -217,8 +241,9 @@ class KernelLibrary:
         """Why the kernel is unavailable, or None."""
         return self._failure
 
-    def load(self) -> LoadedKernel | None:
-        """The loaded kernel, building it first if no cached library fits; None (one warning) on failure."""
+    def load(self) -> Any:
+        """The loaded entry points, building the library first if no cached one fits; None (one warning)
+        on failure."""
         if self._kernel is not None or self._failure is not None:
             return self._kernel
         with self._lock:
@@ -227,36 +252,67 @@ class KernelLibrary:
                     self._kernel = self._build_and_open()
                 except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as exc:
                     self._failure = str(exc) or type(exc).__name__
-                    warnings.warn(f"nlseg: the CPU pairwise kernel is unavailable ({self._failure}); the distance "
-                                  "kernels run on the reference implementation (slower, same results)",
+                    warnings.warn(f"nlseg: {self.spec.title} is unavailable ({self._failure}); {self.spec.fallback}",
                                   KernelBuildWarning, stacklevel=4)
         return self._kernel
 
-    def _build_and_open(self) -> LoadedKernel:
+    def _build_and_open(self) -> Any:
+        spec = self.spec
         cxx = self._cxx or compiler()
         if cxx is None:
             raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
         flags = compile_flags()
-        name = library_name(SOURCE.read_text(), cxx, flags)
+        name = library_name(spec.source.read_text() + HEADER.read_text(), cxx, flags, spec.stem)
         errors = []
-        for directory in cache_directories():
+        for directory in cache_directories(spec.stem):
             target = directory / name
             try:
                 directory.mkdir(parents=True, exist_ok=True)
                 with exclusive(directory / f"{target.stem}.lock"):  # one build at a time; the others load it
                     if target.is_file():
                         try:
-                            return open_library(target)
+                            return spec.opener(target)
                         except (OSError, RuntimeError, AttributeError) as exc:  # stale or foreign: rebuild it
                             errors.append(f"{target}: {exc}")
                     start = time.perf_counter()
-                    print(f"nlseg: compiling the CPU pairwise kernel (once; cached in {directory}) ...",
+                    print(f"nlseg: compiling {spec.title} (once; cached in {directory}) ...",
                           file=sys.stderr, flush=True)
-                    build_library(cxx, flags, target)
+                    build_library(cxx, flags, target, spec.source)
                     print(f"nlseg: compiled in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-                    return open_library(target)
+                    return spec.opener(target)
             except OSError as exc:  # directory not writable: try the next one
                 errors.append(f"{directory}: {exc}")
         raise RuntimeError("; ".join(errors))
 
+
+HEAD_ABI_VERSION = 1  # nlseg_upsampled_ce_abi() of a library this module can call
+# logits, target, weight, rows, row_taps, cols, col_taps; B, C, h, w, H, W; ignore_index, threads, GOMP_parallel,
+# omp_get_thread_num; loss, labels, grad (see upsampled_ce.cpp).
+HEAD_ARGTYPES = (_pointer_args(7) + [ctypes.c_long] * 6 + [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+                 + _pointer_args(3))
+
+
+@dataclass(frozen=True)
+class LoadedHead:
+    """The training-head library's float32 entry point and PyTorch's OpenMP runtime to run it on."""
+
+    entry: ctypes._CFuncPtr
+    openmp: tuple[int, int] | None  # GOMP_parallel, omp_get_thread_num
+
+
+def open_head_library(path: Path) -> LoadedHead:
+    """Load the training-head library ``path`` (``upsampled_ce.cpp``); RuntimeError if its ABI differs."""
+    lib = ctypes.CDLL(str(path))
+    if lib.nlseg_upsampled_ce_abi() != HEAD_ABI_VERSION:
+        raise RuntimeError(f"{path} has ABI {lib.nlseg_upsampled_ce_abi()}, expected {HEAD_ABI_VERSION}")
+    entry = lib.nlseg_upsampled_ce_f32
+    entry.argtypes, entry.restype = HEAD_ARGTYPES, ctypes.c_int
+    return LoadedHead(entry, openmp_runtime())
+
+
+HEAD = LibrarySpec(Path(__file__).with_name("upsampled_ce.cpp"), "the CPU training-head kernel", "nlseg_head_cpu",
+                   open_head_library, "the real-time segmenter's training head runs on PyTorch's upsampling and "
+                   "cross-entropy (slower, same results)")
+
 LIBRARY = KernelLibrary()
+HEAD_LIBRARY = KernelLibrary(spec=HEAD)
