@@ -44,6 +44,8 @@ def test_wheel_installed_elsewhere_runs_infer_on_the_bundled_clip(tmp_path):
         sizes = {info.filename: info.file_size for info in archive.infolist()}
     for name in BUNDLED:
         assert sizes.get(f"nlseg/assets/{name}") == (ROOT / "nlseg" / "assets" / name).stat().st_size, name
+    for name in ("pairwise_cpu.cpp", "upsampled_ce.cpp", "common.h"):  # the CPU kernels compile from these
+        assert sizes.get(f"nlseg/ops/cpu/{name}") == (ROOT / "nlseg" / "ops" / "cpu" / name).stat().st_size, name
     assert wheel.stat().st_size < 8 * 1024 * 1024
 
     site = tmp_path / "site"
