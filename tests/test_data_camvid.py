@@ -19,7 +19,7 @@ from nlseg.data.labels import (BDD100K_CLASSES, CAMVID_CLASSES, CAMVID_SCORING, 
                                IGNORE_INDEX, TRAIN_ID_TO_CAMVID)
 from nlseg.data.registry import Request, dataset_info, load_split
 from nlseg.data.split import DataWarning
-from nlseg.data.transforms import augment_scenes, normalize
+from nlseg.data.transforms import augment_scenes, colour_jitter, normalize
 from nlseg.errors import InputError
 from nlseg.train.class_balance import median_frequency_weights
 from nlseg.train.metrics import Scores, mean_iou
@@ -202,6 +202,24 @@ def test_colour_jitter_keeps_the_range_and_moves_colours():
                           torch.Generator().manual_seed(0))
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert (x - images.float() / 255).abs().mean() > 0.01
+
+
+def test_colour_jitter_is_its_three_stages():
+    """The affine one-pass form against the stages in float64: brightness, contrast around the frame's mean
+    luma, saturation around each pixel's luma (BT.601), then the clamp."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(5, 3, 12, 20, generator=g, dtype=torch.float64)
+    x[0] = 1.0  # a white frame: saturation has nothing to move, brightness saturates
+    factors = 0.4 + 1.2 * torch.rand(3, 5, 1, 1, 1, generator=g, dtype=torch.float64)
+    bright, contrast, saturation = factors
+    luma = lambda t: 0.299 * t[:, :1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:]  # noqa: E731
+    staged = x * bright
+    level = luma(staged).mean((2, 3), keepdim=True)
+    staged = (staged - level) * contrast + level
+    gray = luma(staged)
+    staged = ((staged - gray) * saturation + gray).clamp(0.0, 1.0)
+    fast = colour_jitter(x.float(), bright.float(), contrast.float(), saturation.float())
+    assert fast.dtype == torch.float32 and torch.allclose(fast.double(), staged, atol=2e-6)
 
 
 @pytest.mark.skipif(not REAL_CAMVID.is_dir(), reason="the CamVid copy (../shared/data/camvid) is not on this machine")

@@ -82,6 +82,19 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
 
 
+def colour_jitter(x: torch.Tensor, bright: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor:
+    """[0, 1] RGB images (B, 3, H, W) with brightness, contrast and saturation factors (B, 1, 1, 1), clamped to [0, 1].
+
+    In stages: x ← b·x; x ← c·(x − L) + L around the frame's mean luma L; x ← s·(x − G) + G around each
+    pixel's luma G; clamp. Every stage is affine in (x, luma(x)), so this computes the same as
+    s·c·b·x + (1 − s)·c·b·luma(x) + (1 − c)·L with L = b·mean(luma(x)): two passes over the frame.
+    """
+    luma = _luma(x)
+    level = bright * luma.mean((2, 3), keepdim=True)
+    per_pixel = luma * ((1 - saturation) * contrast * bright) + (1 - contrast) * level
+    return (x * (saturation * contrast * bright)).add_(per_pixel).clamp_(0.0, 1.0)
+
+
 def augment_scenes(
     images: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, crop: tuple[int, int],
     scale: tuple[float, float], flip: bool, jitter: float, generator: torch.Generator,
@@ -104,12 +117,7 @@ def augment_scenes(
     device = images.device
     x = images.float() / 255.0
     if jitter > 0:
-        bright, contrast, saturation = (1.0 + jitter * (2 * draws[:3] - 1)).float().to(device)[:, :, None, None, None]
-        x = x * bright
-        level = _luma(x).mean((2, 3), keepdim=True)
-        x = (x - level) * contrast + level
-        gray = _luma(x)
-        x = ((x - gray) * saturation + gray).clamp(0.0, 1.0)
+        x = colour_jitter(x, *(1.0 + jitter * (2 * draws[:3] - 1)).float().to(device)[:, :, None, None, None])
     x = normalize(x, mean)
     lo, hi = math.log(scale[0]), math.log(scale[1])
     s = torch.exp(lo + (hi - lo) * draws[3])
