@@ -106,6 +106,24 @@ def test_holdout_trains_without_the_drive_and_eval_scores_it(drives_data, tmp_pa
     assert last_json(stdout)["images"] == 2
 
 
+def test_val_every_validates_every_nth_epoch_and_the_last(drives_data, tmp_path, cli):
+    root, _ = drives_data
+    out = tmp_path / "sparse"
+    code, _, err = cli(*train_args(root, out, "--holdout", "0006R0", "--epochs", "5", "--val-every", "2"))
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if "val_miou" in r] == [2, 4, 5]
+    assert all(any(k.startswith("train_") for k in r) for r in rows)
+    best = torch.load(out / "best.pt", weights_only=True)["meta"]["epoch"]
+    assert best in (2, 4, 5) and (out / "curves.png").stat().st_size > 0
+    code, _, err = cli(*train_args(root, tmp_path / "dense", "--holdout", "0006R0", "--epochs", "5"))
+    assert code == 0, err
+    sparse, dense = (torch.load(d / "last.pt", weights_only=True)["state_dict"] for d in (out, tmp_path / "dense"))
+    assert all(torch.equal(sparse[k], dense[k]) for k in dense)  # validating changes no weight
+    code, _, err = cli(*train_args(root, tmp_path / "bad", "--holdout", "0006R0", "--val-every", "0"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--val-every" in err, err
+
+
 def test_all_frames_without_validation(drives_data, tmp_path, cli):
     root, _ = drives_data
     out = tmp_path / "all"

@@ -74,6 +74,7 @@ def train(
     train_split: str = "train",
     val_split: str | None = "val",
     holdout: Sequence[str] = (),
+    val_every: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``config`` (default: the dataset's thesis architecture) on ``dataset`` with its recipe.
@@ -94,7 +95,8 @@ def train(
     ``train_split`` / ``val_split``: the splits trained on and validated on (None: no validation,
     ``last.pt`` is the result); CamVid reads drive splits such as ``train+val:-0006R0``.
     ``holdout``: CamVid drives to hold out of train+val and validate on (a drive the model never
-    saw), instead of the two splits.
+    saw), instead of the two splits. ``val_every``: validate every n-th epoch and the last (a long run
+    on a CPU spends a third of an epoch validating a CamVid drive); the weights do not depend on it.
     Returns ``{"histories": {seed: rows}, "median": …}`` (median only with ``seed_dirs``).
     """
     info = dataset_info(dataset)
@@ -151,6 +153,7 @@ def train(
                              ("train_fraction", train_fraction, 0 < train_fraction <= 1),
                              ("workers", workers, workers >= 1),
                              ("synthetic_scenes", synthetic_scenes, synthetic_scenes >= 0),
+                             ("val_every", val_every, val_every >= 1),
                              ("seeds", list(seeds), len(seeds) > 0 and min(seeds) >= 0 and len(set(seeds)) == len(seeds))):
         if not ok:
             raise InputError(f"invalid value {value}", param=param)
@@ -199,7 +202,7 @@ def train(
                            recipe, seed, train_fraction, None if init is None else str(init), synthetic_scenes,
                            train_split, val_split)
             histories[seed] = fit(spec, train_data, val_data, root / f"seed-{seed}" if seed_dirs else root, ctx,
-                                  resume, info.class_names, log, info.scored_as)
+                                  resume, info.class_names, log, info.scored_as, val_every)
         result: dict[str, Any] = {"histories": histories}
         if seed_dirs and ctx.is_main:
             summary = median_summary(histories)

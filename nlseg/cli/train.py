@@ -118,6 +118,8 @@ def train(
     holdout: Annotated[Optional[str], typer.Option("--holdout", help="CamVid drives (e.g. 0006R0, or 0001TP,Seq05VD) "
                                                    "to hold out of train+val and validate on: a drive the network "
                                                    "never saw.")] = None,
+    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N-th epoch and the last (default 1: "
+                                           "every epoch); the weights do not depend on it.")] = 1,
 ) -> None:
     """Train a network with the thesis recipe; writes config.json, metrics.jsonl, curves.png, last.pt, best.pt."""
     if seeds is not None and seed is not None:
@@ -138,7 +140,7 @@ def train(
                 seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
                 train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
                 val_split=None if val_split == "none" else val_split,
-                holdout=tuple(d for d in holdout.split(",") if d) if holdout is not None else ())
+                holdout=tuple(d for d in holdout.split(",") if d) if holdout is not None else (), val_every=val_every)
     except KeyboardInterrupt:
         print(f"interrupted: {folder} keeps the last finished epoch (last.pt); continue with the same command and "
               "--resume", file=sys.stderr)

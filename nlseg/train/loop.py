@@ -219,11 +219,12 @@ def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim
 
 def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context, resume: bool,
         class_names: tuple[str, ...] = (), log: Callable[[str], None] = print,
-        groups: ClassGroups | None = None) -> list[dict[str, Any]]:
+        groups: ClassGroups | None = None, val_every: int = 1) -> list[dict[str, Any]]:
     """Train ``spec`` in run directory ``out`` (rank 0 writes), resuming from ``last.pt`` if asked.
 
     ``groups``: validation metrics (and ``best.pt``) in this coarser label set. Without ``val``
-    no epoch is validated and no ``best.pt`` is written.
+    no epoch is validated and no ``best.pt`` is written; with it every ``val_every``-th epoch and
+    the last are (``best.pt`` is the best of those).
     Returns the metrics history, one row per epoch.
     """
     recipe = spec.recipe
@@ -275,7 +276,8 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx, weight, groups)
-        val_scores = {} if val is None else evaluate(
+        validate = val is not None and (epoch % val_every == 0 or epoch == recipe.epochs)
+        val_scores = {} if not validate else evaluate(
             module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups,
             input_noise=recipe.input_noise, noise_generator=epoch_generator(spec.seed, epoch, 1))
         row = _row(epoch, lr, time.perf_counter() - start, train_scores, val_scores)

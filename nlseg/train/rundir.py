@@ -43,15 +43,19 @@ def plot_curves(out: Path, history: list[dict[str, Any]], title: str) -> None:
 
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    def series(key: str) -> tuple[list[int], list[Any]]:  # the epochs that have the key (validation may skip some)
+        kept = [(e, row[key]) for e, row in zip(epochs, history) if row.get(key) is not None]
+        return [e for e, _ in kept], [v for _, v in kept]
+
     for key, style in (("train_loss", "-"), ("val_loss", "--")):
-        ax_loss.plot(epochs, [row.get(key) for row in history], style, marker=".", label=key)
+        ax_loss.plot(*series(key), style, marker=".", label=key)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.legend()
-    metric_keys = [k for k in history[-1] if k.startswith(("train_", "val_")) and not k.endswith(("loss", "per_class_iou"))]
+    metric_keys = [k for k in dict.fromkeys(k for row in history for k in row)
+                   if k.startswith(("train_", "val_")) and not k.endswith(("loss", "per_class_iou"))]
     for key in metric_keys:
-        ax_metric.plot(epochs, [row.get(key) for row in history], "--" if key.startswith("val_") else "-",
-                       marker=".", label=key)
+        ax_metric.plot(*series(key), "--" if key.startswith("val_") else "-", marker=".", label=key)
     ax_metric.set_xlabel("epoch")
     ax_metric.set_ylim(0, 1)
     ax_metric.legend()
