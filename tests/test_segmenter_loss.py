@@ -141,8 +141,40 @@ def test_the_reference_path_is_the_models_upsampling_and_summed_loss():
     up = upsample_logits(coarse, (24, 32))
     assert torch.equal(loss, F.cross_entropy(up, target.long(), ignore_index=IGNORE_INDEX, reduction="sum"))
     assert torch.equal(labels, up.max(1).indices)
-    bf16_loss, _ = segmenter_loss(coarse.bfloat16(), target)  # not float32: the reference, in bf16 logits
-    assert float(bf16_loss) == pytest.approx(float(loss), rel=2e-2)
+    # 16-bit logits (CUDA autocast): the reference, upsampled in float32 as autocast runs F.interpolate
+    bf16_loss, bf16_labels = segmenter_loss(coarse.bfloat16(), target)
+    up = upsample_logits(coarse.bfloat16().float(), (24, 32))
+    assert torch.equal(bf16_loss, F.cross_entropy(up, target.long(), ignore_index=IGNORE_INDEX, reduction="sum"))
+    assert torch.equal(bf16_labels, up.max(1).indices)
+
+
+@pytest.mark.parametrize("coarse, target, weight, message", [
+    ((3, 5, 2, 2), (1, 4, 4), None, "labels"),
+    ((1, 5, 2, 2), (4, 4), None, "labels"),
+    ((1, 5, 2, 2), (1, 4, 4), (3,), "class weights"),
+])
+def test_the_kernel_refuses_mismatched_shapes(coarse, target, weight, message):
+    from nlseg.ops.cpu.cross_entropy import upsampled_cross_entropy_cpu
+
+    with pytest.raises(ValueError, match=message):
+        upsampled_cross_entropy_cpu(torch.zeros(coarse), torch.zeros(target, dtype=torch.uint8),
+                                    None if weight is None else torch.ones(weight), upsample_logits, IGNORE_INDEX,
+                                    build.HEAD_LIBRARY.load())
+
+
+def test_a_nan_logit_is_the_label_as_in_torch_max():
+    """A NaN logit (a diverged run): the loss is NaN and the label at the NaN is its class, as torch.max
+    gives. PyTorch's upsampling also spreads NaN through taps of weight 0 (0·NaN), which the kernel does not
+    read, so the labels are compared where PyTorch's upsampled logits are finite, and at the NaN itself."""
+    coarse = torch.randn(1, 6, 3, 3)
+    coarse[0, 4, 1, 1] = float("nan")
+    target = torch.zeros(1, 9, 9, dtype=torch.uint8)
+    loss, labels = segmenter_loss(coarse, target)
+    values, expected = upsample_logits(coarse, (9, 9)).max(1)
+    finite = ~values.isnan()
+    assert loss.isnan() and bool(finite.any())
+    assert torch.equal(labels.long()[finite], expected[finite])
+    assert int(labels[0, 4, 4]) == int(expected[0, 4, 4]) == 4
 
 
 def test_taps_are_read_off_the_upsampling():

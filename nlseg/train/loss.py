@@ -46,14 +46,17 @@ def segmenter_loss(coarse: torch.Tensor, target: torch.Tensor, weight: torch.Ten
                    fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed loss, labels) of a real-time segmenter's coarse logits (B, C, h, w) upsampled to the
     size of the labels ``target`` (B, H, W): :func:`summed_loss` and the arg-max of
-    ``upsample_logits(coarse, (H, W))``.
+    ``upsample_logits(coarse, (H, W))``, in float32 for float16/bfloat16 logits (as CUDA autocast
+    runs the upsampling).
 
-    Float32 logits on the CPU with uint8 labels take the fused C++ kernel when it builds and ``fused``
-    is set; anything else, the reference.
+    Float32 logits on the CPU with uint8 labels and at most 256 classes take the fused C++ kernel
+    (labels uint8) when it builds and ``fused`` is set; anything else, the reference (labels int64).
     """
     head = (HEAD_LIBRARY.load() if fused and coarse.dtype == torch.float32 and coarse.device.type == "cpu"
-            and target.dtype == torch.uint8 else None)
+            and target.dtype == torch.uint8 and coarse.shape[1] <= 256 else None)
     if head is not None:
         return upsampled_cross_entropy_cpu(coarse, target, weight, upsample_logits, IGNORE_INDEX, head)
+    if coarse.dtype in (torch.float16, torch.bfloat16):
+        coarse = coarse.float()
     logits = upsample_logits(coarse, tuple(target.shape[-2:]))
     return summed_loss(logits, target, weight), class_labels(logits.detach())

@@ -125,6 +125,8 @@ class Scores:
         logits where the caller has it (``logits`` may then be None, unless ``soft``)."""
         self.loss += torch.stack([loss_sum.detach().double(), torch.as_tensor(count, dtype=torch.float64,
                                                                                device=self.loss.device)])
+        if logits is None and (labels is None or soft):
+            raise ValueError("Scores.update needs the logits for the soft IoU or without labels")
         logits = None if logits is None else logits.detach()
         pred = class_labels(logits) if labels is None else labels
         if self.groups is not None:

@@ -91,13 +91,13 @@ def compile_flags() -> tuple[str, ...]:
     return BASE_FLAGS + ISA_FLAGS.get(torch.backends.cpu.get_cpu_capability(), ())
 
 
-def library_name(source: str, cxx: str, flags: tuple[str, ...], stem: str = "nlseg_pairwise_cpu") -> str:
+def library_name(source: str, cxx: str, flags: tuple[str, ...], stem: str) -> str:
     """A file name unique to the source (with the header), compiler, flags and platform."""
     key = "\0".join([source, cxx, *flags, platform.machine(), sys.platform])
     return f"{stem}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 
 
-def cache_directories(stem: str = "nlseg_pairwise_cpu") -> list[Path]:
+def cache_directories(stem: str) -> list[Path]:
     """Where libraries are cached: torch's extensions directory (``$TORCH_EXTENSIONS_DIR``, else
     torch's per-user cache), then the temporary directory if that one cannot be written."""
     uid = os.getuid() if hasattr(os, "getuid") else 0
@@ -133,7 +133,7 @@ def exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_library(cxx: str, flags: tuple[str, ...], target: Path, source: Path = SOURCE) -> None:
+def build_library(cxx: str, flags: tuple[str, ...], target: Path, source: Path) -> None:
     """Compile ``source`` into ``target`` through a temporary file renamed into place.
 
     Raises RuntimeError with the compiler's first error line, or OSError if ``target``'s

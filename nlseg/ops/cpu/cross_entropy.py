@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Callable
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from nlseg.ops.cpu.build import LoadedHead
 
@@ -23,11 +24,15 @@ Upsample = Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
 
 
 @lru_cache(maxsize=64)
-def _taps(upsample: Upsample, size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # Rows of ``upsample`` applied to the identity: output row r = Σ_k m[r, k] · input row k.
-    m = upsample(torch.eye(size_in)[None, None], (size_out, size_in))[0, 0]
+def separable_taps(upsample: Upsample, size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two source indices (2, size_out) int64 and weights (2, size_out) float32 of each output line
+    of ``upsample(x, (H, W))``, a separable upsampling with at most two taps per line (bilinear),
+    read off its output for the identity (cached: do not modify them)."""
+    # Output row r = Σ_k m[r, k] · input row k; the columns of the identity stay as they are.
+    m = upsample(torch.eye(size_in, dtype=torch.float32, device="cpu")[None, None], (size_out, size_in))[0, 0]
     if m.shape != (size_out, size_in) or ((m != 0).sum(1) > 2).any():
-        raise ValueError(f"{upsample.__name__} is not a two-tap separable upsampling ({size_in} -> {size_out})")
+        name = getattr(upsample, "__name__", repr(upsample))
+        raise ValueError(f"{name} is not a two-tap separable upsampling ({size_in} -> {size_out})")
     index = torch.arange(size_in).expand(size_out, size_in)
     nonzero = m != 0
     first = torch.where(nonzero, index, size_in).amin(1).clamp(max=size_in - 1)
@@ -36,13 +41,6 @@ def _taps(upsample: Upsample, size_in: int, size_out: int) -> tuple[torch.Tensor
     w_first = m[rows, first]
     w_last = torch.where(last != first, m[rows, last], torch.zeros(()))
     return torch.stack([first, last]).contiguous(), torch.stack([w_first, w_last]).float().contiguous()
-
-
-def separable_taps(upsample: Upsample, size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two source indices (2, size_out) int64 and weights (2, size_out) float32 of each output line
-    of ``upsample(x, (H, W))``, a separable upsampling with at most two taps per line (bilinear),
-    read off its output for the identity (cached)."""
-    return _taps(upsample, size_in, size_out)
 
 
 class _UpsampledCrossEntropy(torch.autograd.Function):
@@ -71,6 +69,7 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         return loss.sum().to(coarse.dtype), predicted
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_loss: torch.Tensor, _grad_labels: torch.Tensor):  # type: ignore[override]
         (grad,) = ctx.saved_tensors
         return (grad * grad_loss).permute(0, 3, 1, 2), None, None, None, None, None
@@ -79,9 +78,15 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
 def upsampled_cross_entropy_cpu(coarse: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
                                 upsample: Upsample, ignore_index: int, head: LoadedHead
                                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed loss, uint8 labels (B, H, W)) of float32 CPU ``coarse`` logits upsampled by ``upsample`` to
-    the size of the uint8 labels ``target``; differentiable in ``coarse``. ValueError on a label that is
-    neither a class nor ``ignore_index``."""
+    """(summed loss, uint8 labels (B, H, W)) of float32 CPU ``coarse`` logits (B, C, h, w), C <= 256, upsampled
+    by ``upsample`` to the size of the uint8 labels ``target`` (B, H, W); ``weight``: (C,) CPU class weights
+    or None. Differentiable in ``coarse``. ValueError on inputs of other kinds or shapes, and on a label
+    that is neither a class nor ``ignore_index``."""
     if coarse.dtype != torch.float32 or coarse.device.type != "cpu" or target.dtype != torch.uint8:
         raise ValueError(f"float32 CPU logits and uint8 labels, got {coarse.dtype} on {coarse.device} and {target.dtype}")
+    if coarse.dim() != 4 or target.dim() != 3 or target.shape[0] != coarse.shape[0] or coarse.shape[1] > 256:
+        raise ValueError(f"logits (B, C <= 256, h, w) and labels (B, H, W), got {tuple(coarse.shape)} and "
+                         f"{tuple(target.shape)}")
+    if weight is not None and (weight.shape != (coarse.shape[1],) or weight.device.type != "cpu"):
+        raise ValueError(f"class weights ({coarse.shape[1]},) on the CPU, got {tuple(weight.shape)} on {weight.device}")
     return _UpsampledCrossEntropy.apply(coarse, target, weight, upsample, ignore_index, head)

@@ -65,8 +65,8 @@ bool one_sample(const Head& p, long b, std::vector<float>& z, double* loss, uint
       for (long c = 0; c < C; ++c) {
         zz[c] = a0 * (b0 * top[left + c] + b1 * top[right + c]) + a1 * (b0 * bottom[left + c] + b1 * bottom[right + c]);
       }
-      long arg = 0;
-      for (long c = 1; c < C; ++c) arg = zz[c] > zz[arg] ? c : arg;
+      long arg = 0;  // the first maximum, or the first NaN, as torch.max
+      for (long c = 1; c < C; ++c) arg = zz[arg] == zz[arg] && !(zz[c] <= zz[arg]) ? c : arg;
       const long pixel = i * p.width + j;
       labels[pixel] = static_cast<uint8_t>(arg);
       const int t = target[pixel];
