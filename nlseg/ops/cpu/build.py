@@ -285,18 +285,19 @@ class KernelLibrary:
         raise RuntimeError("; ".join(errors))
 
 
-HEAD_ABI_VERSION = 1  # nlseg_upsampled_ce_abi() of a library this module can call
-# logits, target, weight, rows, row_taps, cols, col_taps; B, C, h, w, H, W; ignore_index, threads, GOMP_parallel,
-# omp_get_thread_num; loss, labels, grad (see upsampled_ce.cpp).
-HEAD_ARGTYPES = (_pointer_args(7) + [ctypes.c_long] * 6 + [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+HEAD_ABI_VERSION = 2  # nlseg_upsampled_ce_abi() of a library this module can call
+# logits, target, weight, rows, row_taps, cols, col_taps; B, C, padded C, h, w, H, W; ignore_index, threads,
+# GOMP_parallel, omp_get_thread_num; loss, labels, grad (see upsampled_ce.cpp).
+HEAD_ARGTYPES = (_pointer_args(7) + [ctypes.c_long] * 7 + [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
                  + _pointer_args(3))
 
 
 @dataclass(frozen=True)
 class LoadedHead:
-    """The training-head library's float32 entry point and PyTorch's OpenMP runtime to run it on."""
+    """The training-head library's float32 entry point, its channel padding and PyTorch's OpenMP runtime."""
 
     entry: ctypes._CFuncPtr
+    lanes: int  # the logits' channels are padded to a multiple of this
     openmp: tuple[int, int] | None  # GOMP_parallel, omp_get_thread_num
 
 
@@ -307,7 +308,8 @@ def open_head_library(path: Path) -> LoadedHead:
         raise RuntimeError(f"{path} has ABI {lib.nlseg_upsampled_ce_abi()}, expected {HEAD_ABI_VERSION}")
     entry = lib.nlseg_upsampled_ce_f32
     entry.argtypes, entry.restype = HEAD_ARGTYPES, ctypes.c_int
-    return LoadedHead(entry, openmp_runtime())
+    lib.nlseg_upsampled_ce_lanes.restype = ctypes.c_long
+    return LoadedHead(entry, lib.nlseg_upsampled_ce_lanes(), openmp_runtime())
 
 
 HEAD = LibrarySpec(Path(__file__).with_name("upsampled_ce.cpp"), "the CPU training-head kernel", "nlseg_head_cpu",

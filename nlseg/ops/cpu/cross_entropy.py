@@ -49,7 +49,9 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
                 upsample: Upsample, ignore_index: int, head: LoadedHead) -> tuple[torch.Tensor, torch.Tensor]:
         b, c, h, w = coarse.shape
         height, width = target.shape[-2:]
-        logits = coarse.detach().permute(0, 2, 3, 1).contiguous()
+        padded = -(-c // head.lanes) * head.lanes  # whole vectors of classes; the padding is not read
+        logits = coarse.new_zeros(b, h, w, padded)
+        logits[..., :c] = coarse.detach().permute(0, 2, 3, 1)
         labels = target.contiguous()
         rows, row_taps = separable_taps(upsample, h, height)
         cols, col_taps = separable_taps(upsample, w, width)
@@ -60,11 +62,11 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         parallel, thread_num = head.openmp or (None, None)
         code = head.entry(logits.data_ptr(), labels.data_ptr(), None if class_weight is None else class_weight.data_ptr(),
                           rows.data_ptr(), row_taps.data_ptr(), cols.data_ptr(), col_taps.data_ptr(),
-                          b, c, h, w, height, width, ignore_index, torch.get_num_threads(), parallel, thread_num,
+                          b, c, padded, h, w, height, width, ignore_index, torch.get_num_threads(), parallel, thread_num,
                           loss.data_ptr(), predicted.data_ptr(), grad.data_ptr())
         if code != 0:
             raise ValueError(f"the CPU training-head kernel refused its inputs: {RETURN_CODES.get(code, code)}")
-        ctx.save_for_backward(grad)
+        ctx.save_for_backward(grad[..., :c])
         ctx.mark_non_differentiable(predicted)
         return loss.sum().to(coarse.dtype), predicted
 
