@@ -52,6 +52,22 @@ def test_scores_accumulate_batches():
     assert classify.summary() == {"loss": 1.5, "accuracy": 0.5}
 
 
+def test_folded_confusion_is_the_grouped_labels_confusion():
+    from nlseg.data.labels import CAMVID_SCORING, IGNORE_INDEX
+    from nlseg.train.metrics import fold_confusion, grouped_labels
+
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randint(0, 19, (3, 20, 30), generator=g)
+    target = torch.randint(0, 19, (3, 20, 30), generator=g)
+    target[:, :4] = IGNORE_INDEX
+    folded = fold_confusion(confusion_matrix(pred, target, 19), CAMVID_SCORING)
+    direct = confusion_matrix(grouped_labels(pred, CAMVID_SCORING), grouped_labels(target, CAMVID_SCORING), 11)
+    assert torch.equal(folded, direct) and int(folded.sum()) == 3 * 16 * 30
+    scores = Scores(19, True, torch.device("cpu"), CAMVID_SCORING)
+    scores.update(None, target, torch.tensor(1.0), 1, labels=pred.to(torch.uint8))
+    assert torch.equal(scores.conf, direct)
+
+
 def test_thesis_schedule_and_scaling():
     r = Recipe()
     assert r.milestone_epochs() == (80, 120, 160, 180)

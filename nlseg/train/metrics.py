@@ -95,6 +95,14 @@ def grouped_labels(labels: torch.Tensor, groups: ClassGroups) -> torch.Tensor:
     return lut[labels.long()]
 
 
+def fold_confusion(conf: torch.Tensor, groups: ClassGroups) -> torch.Tensor:
+    """The groups' confusion matrix from the classes' one: entry (g, h) sums the classes of group g
+    (true) against those of group h (predicted); the same as counting the grouped labels."""
+    index = torch.tensor(groups.of_class, device=conf.device)
+    rows = conf.new_zeros(len(groups.names), conf.shape[1]).index_add_(0, index, conf)
+    return conf.new_zeros(len(groups.names), len(groups.names)).index_add_(1, index, rows)
+
+
 def grouped_log_probs(logits: torch.Tensor, groups: ClassGroups) -> torch.Tensor:
     """(B, G, H, W) log of each group's summed softmax probability: logits of the grouped classes."""
     of_class = torch.tensor(groups.of_class, device=logits.device)
@@ -129,10 +137,12 @@ class Scores:
             raise ValueError("Scores.update needs the logits for the soft IoU or without labels")
         logits = None if logits is None else logits.detach()
         pred = class_labels(logits) if labels is None else labels
-        if self.groups is not None:
-            pred, target = grouped_labels(pred, self.groups), grouped_labels(target, self.groups)
-            logits = grouped_log_probs(logits, self.groups) if soft else logits
-        self.conf += confusion_matrix(pred, target, self.num_classes)
+        if self.groups is None:
+            self.conf += confusion_matrix(pred, target, self.num_classes)
+        else:  # the classes' confusion matrix folded into the groups: no per-pixel relabelling
+            self.conf += fold_confusion(confusion_matrix(pred, target, len(self.groups.of_class)), self.groups)
+            if soft:
+                target, logits = grouped_labels(target, self.groups), grouped_log_probs(logits, self.groups)
         if soft:
             self.soft += soft_iou_terms(logits, target)
             if len(target):
