@@ -54,6 +54,27 @@ def test_transposed_conv_is_the_adjoint():
     torch.testing.assert_close(lhs, rhs)
 
 
+@pytest.mark.parametrize("block_cls", [HamiltonianBlock, LeapfrogBlock, MidpointBlock])
+def test_dilated_blocks_keep_the_adjoint_and_the_size(block_cls):
+    """dilation=2 (the real-time layout's output stride): K and Kᵀ are dilated alike, so Kᵀ stays the
+    adjoint, the size is kept, and the Hamiltonian Block stays reversible."""
+    torch.manual_seed(3)
+    block = block_cls(6, dilation=2).double().eval()
+    conv = block.conv1 if block_cls is HamiltonianBlock else block.conv
+    assert conv.dilation == (2, 2) and conv.padding == (2, 2)
+    c = conv.weight.shape[0]
+    a = torch.randn(1, c, 9, 11, dtype=torch.float64)
+    b = torch.randn(1, c, 9, 11, dtype=torch.float64)
+    lhs = (conv(a) * b).sum()
+    rhs = (a * F.conv_transpose2d(b, conv.weight, padding=2, dilation=2)).sum()
+    torch.testing.assert_close(lhs, rhs)
+    x = torch.randn(2, 6, 9, 11, dtype=torch.float64)
+    out = block(x)
+    assert out.shape == x.shape
+    if block_cls is HamiltonianBlock:
+        torch.testing.assert_close(block.inverse(out), x)
+
+
 def test_leapfrog_two_step_and_first_step():
     torch.manual_seed(2)
     block = LeapfrogBlock(4, h=0.1).double().eval()

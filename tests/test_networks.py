@@ -153,6 +153,35 @@ def test_refine_decoder_of_the_realtime_layout():
         ModelConfig.from_preset("bdd100k", layout="realtime", decoder="wide")
 
 
+def test_output_stride_keeps_the_deep_units_finer_with_dilation():
+    """output_stride=16 (four Units): the last transition does not pool and the last Unit's convolutions are
+    dilated by 2; the same parameters, more multiply-adds, logits at the input size; 8 dilates the last two."""
+    from nlseg.analysis.cost import model_cost
+    from nlseg.errors import InputError
+
+    common = {"layout": "realtime", "blocks": (1, 2, 2, 3), "channels": (16, 32, 64, 128), "nonlocal_kernel": "dot"}
+    plain = build_model(ModelConfig.from_preset("bdd100k", **common)).eval()
+    os16 = build_model(ModelConfig.from_preset("bdd100k", output_stride=16, **common)).eval()
+    os8 = build_model(ModelConfig.from_preset("bdd100k", output_stride=8, **common)).eval()
+    sizes = {}
+    for name, model in (("plain", plain), ("os16", os16), ("os8", os8)):
+        model.units[-1].register_forward_hook(lambda m, i, o, name=name: sizes.__setitem__(name, tuple(o.shape[-2:])))
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 64, 96)).shape == (1, 19, 64, 96)
+    assert sizes == {"plain": (2, 3), "os16": (4, 6), "os8": (8, 12)}
+    assert [u.layers[0].conv1.dilation[0] for u in os16.units] == [1, 1, 1, 2]
+    assert [u.layers[0].conv1.dilation[0] for u in os8.units] == [1, 1, 2, 4]
+    cost = {n: model_cost(m, (1, 3, 360, 480)) for n, m in (("plain", plain), ("os16", os16))}
+    assert cost["plain"].params == cost["os16"].params and cost["os16"].macs_executed > 1.5 * cost["plain"].macs_executed
+    old = {k: v for k, v in ModelConfig.from_preset("bdd100k", **common).to_dict().items() if k != "output_stride"}
+    assert ModelConfig.from_dict(old).output_stride is None
+    for bad, message in (({"output_stride": 12, **common}, "expected one of 4, 8, 16, 32"),
+                         ({"output_stride": 16}, "realtime layout")):
+        with pytest.raises(InputError, match=message) as info:
+            ModelConfig.from_preset("bdd100k", **bad)
+        assert info.value.param == "output_stride"
+
+
 def test_he_initialisation():
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_preset("cifar10", channels=(64, 128, 256)))

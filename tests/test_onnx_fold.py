@@ -98,13 +98,15 @@ def test_opset_13_folds_without_shape_slicing(tmp_path):
 
 
 @pytest.mark.parametrize("graph", ["portable", "plugin"])
-def test_refine_decoder_exports_and_matches_pytorch(graph, tmp_path):
-    """The real-time layout's refine decoder (depthwise + pointwise convs) through both graph forms."""
+@pytest.mark.parametrize("variant", [{"decoder": "refine"}, {"output_stride": 8}])
+def test_realtime_variants_export_and_match_pytorch(graph, variant, tmp_path):
+    """The real-time layout's refine decoder (depthwise + pointwise convs) and an output stride (dilated
+    convolutions and transposed convolutions) through both graph forms."""
     if graph == "plugin" and not custom_op_available():
         pytest.skip("plugin graphs run in ONNX Runtime through onnxruntime-extensions")
     config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
-                                     nonlocal_kernel="dot", decoder="refine")
-    out = tmp_path / f"refine-{graph}.onnx"
+                                     nonlocal_kernel="dot", **variant)
+    out = tmp_path / f"variant-{graph}.onnx"
     export_onnx(random_init(config, seed=2), out, ExportOptions(graph=graph))
     for shape in ((1, 3, 40, 72), (2, 3, 33, 61)):
         assert check_onnx(out, shape=shape).passed

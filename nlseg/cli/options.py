@@ -41,13 +41,15 @@ class ModelFlags:
     pool: Optional[int] = None
     h: Optional[float] = None
     decoder: Optional[str] = None
+    output_stride: Optional[int] = None
 
     def config(self, dataset: str, **settings: Any) -> ModelConfig:
         """The ModelConfig for preset ``dataset``; ``settings`` are further ModelConfig fields."""
         return ModelConfig.from_preset(
             dataset, layout=self.layout, arch=self.model, blocks=parse_ints(self.blocks, "--blocks"),
             channels=parse_ints(self.channels, "--channels"), nonlocal_kernel=self.nonlocal_op, s=self.s,
-            stages=self.stages, pool=self.pool, h=self.h, decoder=self.decoder, **settings)
+            stages=self.stages, pool=self.pool, h=self.h, decoder=self.decoder, output_stride=self.output_stride,
+            **settings)
 
 
 # The flags of ModelFlags, in the order --help lists them.
@@ -68,6 +70,9 @@ _MODEL_FLAGS: dict[str, Any] = {
     "decoder": Annotated[Optional[str], typer.Option(
         "--decoder", help=f"Decoder of the realtime layout: {', '.join(DECODERS)} (default linear; refine: a "
                           "separable 3x3 conv after each coarse-to-fine sum).")],
+    "output_stride": Annotated[Optional[int], typer.Option(
+        "--output-stride", help="Coarsest stride of the realtime layout's Units, e.g. 16: the last Unit stays at "
+                                "1/16 with dilated 3x3 convolutions (default: none, 1/32 with four Units).")],
 }
 MODEL_FLAG_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ModelFlags))
 

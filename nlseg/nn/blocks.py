@@ -1,7 +1,8 @@
 """The normal Blocks: one time step of a stable ODE discretisation each (thesis §2.4.2).
 
-K is a 3x3 convolution, Kᵀ its adjoint (the transposed convolution with the same weights),
-σ = ReLU after batch normalisation (its shift plays the bias b of the equations).
+K is a 3x3 convolution (dilated by ``dilation``: the real-time layout's output stride), Kᵀ its
+adjoint (the transposed convolution with the same weights and dilation), σ = ReLU after batch
+normalisation (its shift plays the bias b of the equations).
 Leapfrog and Midpoint are two-step schemes: ``forward(y, y_prev)`` with ``y_prev=None`` for
 the first step of a Unit (docs/design.md §2.1 records how we start them).
 """
@@ -15,7 +16,12 @@ from torch import nn
 
 def _adjoint(conv: nn.Conv2d, y: torch.Tensor) -> torch.Tensor:
     """Kᵀ y: the transposed convolution with the weights of ``conv``."""
-    return F.conv_transpose2d(y, conv.weight, stride=conv.stride, padding=conv.padding)
+    return F.conv_transpose2d(y, conv.weight, stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+
+
+def _conv(channels: int, kernel_size: int, dilation: int) -> nn.Conv2d:
+    """K: a same-size convolution without bias (the BN after it plays b)."""
+    return nn.Conv2d(channels, channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation, bias=False)
 
 
 class HamiltonianBlock(nn.Module):
@@ -25,15 +31,15 @@ class HamiltonianBlock(nn.Module):
     Algebraically reversible by (2.24): see :meth:`inverse`.
     """
 
-    def __init__(self, channels: int, h: float = 0.06, kernel_size: int = 3) -> None:
+    def __init__(self, channels: int, h: float = 0.06, kernel_size: int = 3, dilation: int = 1) -> None:
         super().__init__()
         if channels % 2:
             raise ValueError(f"HamiltonianBlock needs an even channel count, got {channels}")
         half = channels // 2
         self.h = h
-        self.conv1 = nn.Conv2d(half, half, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv1 = _conv(half, kernel_size, dilation)
         self.bn1 = nn.BatchNorm2d(half)
-        self.conv2 = nn.Conv2d(half, half, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv2 = _conv(half, kernel_size, dilation)
         self.bn2 = nn.BatchNorm2d(half)
 
     def _g(self, z: torch.Tensor) -> torch.Tensor:
@@ -65,10 +71,10 @@ class HamiltonianBlock(nn.Module):
 class TwoStepBlock(nn.Module):
     """A block of a two-step scheme: ``forward(y, y_prev)``, ``y_prev=None`` on the first step."""
 
-    def __init__(self, channels: int, h: float = 0.06, kernel_size: int = 3) -> None:
+    def __init__(self, channels: int, h: float = 0.06, kernel_size: int = 3, dilation: int = 1) -> None:
         super().__init__()
         self.h = h
-        self.conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = _conv(channels, kernel_size, dilation)
         self.bn = nn.BatchNorm2d(channels)
 
     def smoothness_weights(self) -> list[torch.Tensor]:

@@ -18,7 +18,7 @@ from nlseg.nn.blocks import BLOCKS
 from nlseg.nn.network import HamiltonianNet
 from nlseg.nn.nonlocal_block import NonlocalConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
-from nlseg.nn.realtime import DECODERS, RealtimeSegmenter
+from nlseg.nn.realtime import DECODERS, RealtimeSegmenter, unit_dilations
 from nlseg.ops.omega import EULER_GAMMA, KERNELS, KernelParams, check_kernel, check_log_gamma
 
 ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES)
@@ -53,7 +53,9 @@ class ModelConfig:
     ``log_gamma`` is the constant term γ of the log kernel, c(−2λ log‖·‖ − γ): Euler's γ as
     (4.8) reads, λγ as the thesis authors' code computes (docs/design.md §6).
     ``layout`` is ``thesis`` (§4.4) or ``realtime`` (:class:`RealtimeSegmenter`, segmentation);
-    ``decoder`` is the real-time layout's decoder, ``linear`` or ``refine``.
+    ``decoder`` is the real-time layout's decoder, ``linear`` or ``refine``; ``output_stride`` its
+    coarsest Unit stride (None: each transition halves the resolution; 16 with four Units keeps the
+    last Unit at 1/16 with dilated convolutions).
     """
 
     arch: str = "hamiltonian"
@@ -74,6 +76,7 @@ class ModelConfig:
     n: int = 2
     log_gamma: float = EULER_GAMMA
     decoder: str = "linear"
+    output_stride: int | None = None
 
     def __post_init__(self) -> None:
         """Check every rule of an architecture; InputError naming the field that breaks one."""
@@ -95,6 +98,14 @@ class ModelConfig:
         if self.decoder != "linear" and self.layout != "realtime":
             raise InputError(f"the {self.decoder} decoder is the realtime layout's; this is the {self.layout} layout",
                              param="decoder")
+        if self.output_stride is not None:
+            if self.layout != "realtime":
+                raise InputError(f"the output stride is the realtime layout's; this is the {self.layout} layout",
+                                 param="output_stride")
+            try:
+                unit_dilations(len(self.channels), self.output_stride)
+            except ValueError as exc:
+                raise InputError(str(exc), param="output_stride") from None
         if self.layout != "thesis":
             if self.task != "segment":
                 raise InputError(f"the {self.layout} layout is a segmenter; this is a {self.task} network",
@@ -197,7 +208,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     blocks = {"block": config.arch, "blocks": config.blocks, "channels": config.channels, "h": config.h,
               "nonlocal_config": config.nonlocal_config, **common}
     if config.layout == "realtime":
-        return RealtimeSegmenter(decoder=config.decoder, **blocks)
+        return RealtimeSegmenter(decoder=config.decoder, output_stride=config.output_stride, **blocks)
     return HamiltonianNet(task=config.task, image_size=config.image_size, head_pool=config.head_pool, **blocks)
 
 

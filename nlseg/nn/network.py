@@ -40,10 +40,12 @@ def nonlocal_position(num_blocks: int) -> int:
     return min(2, num_blocks) if num_blocks <= 6 else num_blocks - 1
 
 
-def make_unit(block: str, channels: int, num_blocks: int, h: float, nonlocal_config: NonlocalConfig | None) -> Unit:
-    """m Blocks of type ``block`` with the Nonlocal Block inserted at :func:`nonlocal_position`."""
+def make_unit(block: str, channels: int, num_blocks: int, h: float, nonlocal_config: NonlocalConfig | None,
+              dilation: int = 1) -> Unit:
+    """m Blocks of type ``block`` (3x3 convolutions dilated by ``dilation``) with the Nonlocal Block inserted
+    at :func:`nonlocal_position`."""
     block_cls = BLOCKS[block]
-    layers: list[nn.Module] = [block_cls(channels, h=h) for _ in range(num_blocks)]
+    layers: list[nn.Module] = [block_cls(channels, h=h, dilation=dilation) for _ in range(num_blocks)]
     if nonlocal_config is not None:
         layers.insert(nonlocal_position(num_blocks), NonlocalBlock(channels, nonlocal_config, h=h))
     return Unit(layers)

@@ -15,6 +15,11 @@ in Units, one Nonlocal Block per Unit (4.1)–(4.8), 1x1 transitions — but
 ``decoder="refine"`` adds, after each coarse-to-fine sum, a depthwise 3x3 conv, a 1x1 conv, BN and
 ReLU, so coarse context and fine detail mix non-linearly and over a 3x3 neighbourhood before the
 classifier (``linear``, the default: the sum of projections alone, as the default weights have).
+
+``output_stride`` (default 4·2^(Units−1), 32 for four Units) caps the downsampling: a Unit that would
+sit at a finer stride than that stays at it, its transition does not pool, and its Blocks' 3x3
+convolutions are dilated by the factor it skipped (as DeepLab keeps its last stages at 1/16 or 1/8),
+so thin objects keep more pixels in the deep Units at the same parameters and more multiply-adds.
 """
 
 from __future__ import annotations
@@ -31,6 +36,24 @@ from nlseg.nn.nonlocal_block import NonlocalConfig
 
 
 DECODERS: tuple[str, ...] = ("linear", "refine")
+STEM_STRIDE = 4  # the stem's two stride-2 convolutions
+
+
+def unit_strides(units: int) -> tuple[int, ...]:
+    """Each Unit's stride without a cap: the stem's 4, then ×2 per transition."""
+    return tuple(STEM_STRIDE * 2**i for i in range(units))
+
+
+def unit_dilations(units: int, output_stride: int | None) -> tuple[int, ...]:
+    """Each Unit's dilation under ``output_stride``: how much coarser it would be (1 where it is not);
+    ValueError unless the cap is one of :func:`unit_strides`."""
+    strides = unit_strides(units)
+    if output_stride is None:
+        return (1,) * units
+    if output_stride not in strides:
+        raise ValueError(f"output stride {output_stride}: expected one of {', '.join(map(str, strides))} "
+                         f"for {units} Units")
+    return tuple(max(1, s // output_stride) for s in strides)
 
 
 def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -61,6 +84,7 @@ class RealtimeSegmenter(nn.Module):
         nonlocal_units: how many of the last (lowest-resolution) Units get a Nonlocal Block.
         decoder_channels: width of the decoder's projections.
         decoder: ``linear`` (sum of projections) or ``refine`` (a separable 3x3 step after each sum).
+        output_stride: the coarsest stride of any Unit (a power of two times 4; None: no cap).
         in_channels: input channels.
     """
 
@@ -76,6 +100,7 @@ class RealtimeSegmenter(nn.Module):
         nonlocal_units: int = 2,
         decoder_channels: int = 32,
         decoder: str = "linear",
+        output_stride: int | None = None,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -83,13 +108,15 @@ class RealtimeSegmenter(nn.Module):
             raise ValueError(f"decoder {decoder!r}: expected one of {', '.join(DECODERS)}")
         if len(blocks) != len(channels) or not blocks:
             raise ValueError(f"blocks {tuple(blocks)} and channels {tuple(channels)} must name the same number of Units")
+        dilations = unit_dilations(len(channels), output_stride)
         self.stem = nn.Sequential(_conv_bn_relu(in_channels, channels[0], 2), _conv_bn_relu(channels[0], channels[0], 2))
         first_nonlocal = len(channels) - nonlocal_units
         self.units = nn.ModuleList(
-            make_unit(block, c, m, h, nonlocal_config if i >= first_nonlocal else None)
-            for i, (m, c) in enumerate(zip(blocks, channels))
+            make_unit(block, c, m, h, nonlocal_config if i >= first_nonlocal else None, dilation=d)
+            for i, (m, c, d) in enumerate(zip(blocks, channels, dilations))
         )
-        self.transitions = nn.ModuleList(Transition(a, b, downsample=True) for a, b in zip(channels[:-1], channels[1:]))
+        self.transitions = nn.ModuleList(Transition(a, b, downsample=d == 1)
+                                         for a, b, d in zip(channels[:-1], channels[1:], dilations[1:]))
         self.lateral = nn.ModuleList(nn.Conv2d(c, decoder_channels, 1) for c in channels)
         self.refine = nn.ModuleList(_separable_refine(decoder_channels) for _ in channels[:-1]) if decoder == "refine" \
             else None
