@@ -63,6 +63,7 @@ def train(
     scale: tuple[float, float] | None = None,
     jitter: float | None = None,
     loss_stride: int | None = None,
+    ema: float | None = None,
     seeds: Sequence[int] = (0,),
     seed_dirs: bool = False,
     out: str | os.PathLike | None = None,
@@ -89,7 +90,8 @@ def train(
     (``median`` or ``enet``; implies ``class_weights``), ``optimizer`` (``sgd`` or ``adam``) and
     ``scale`` (the street-scene augmentation's random scale range) and ``jitter`` (its brightness,
     contrast and saturation factors in [1 - jitter, 1 + jitter]) override the recipe; ``loss_stride``
-    s > 1 scores the training loss on every s-th pixel of each crop (real-time layout). One run
+    s > 1 scores the training loss on every s-th pixel of each crop (real-time layout); ``ema`` d > 0
+    validates and saves the moving average of the weights with decay d per step (0: the weights). One run
     per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
     median in ``out/seeds.json``. Under torchrun each process trains its shard (DDP).
     ``train_split`` / ``val_split``: the splits trained on and validated on (None: no validation,
@@ -129,6 +131,8 @@ def train(
         raise InputError(f"expected LOW-HIGH with 0 < LOW <= HIGH, got {scale}", param="scale")
     if jitter is not None and not 0 <= jitter < 1:
         raise InputError(f"expected 0 <= jitter < 1, got {jitter}", param="jitter")
+    if ema is not None and not 0 <= ema < 1:
+        raise InputError(f"expected 0 <= decay < 1 (0: no average), got {ema}", param="ema")
     if loss_stride is not None and loss_stride < 1:
         raise InputError(f"expected a stride of 1 or more, got {loss_stride}", param="loss_stride")
     if (loss_stride or 1) > 1 and config.layout != "realtime":
@@ -163,6 +167,7 @@ def train(
                      optimizer=optimizer or recipe.optimizer, scale=tuple(scale) if scale else recipe.scale,
                      jitter=recipe.jitter if jitter is None else jitter,
                      loss_stride=recipe.loss_stride if loss_stride is None else loss_stride,
+                     ema=recipe.ema if ema is None else ema,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
     config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,

@@ -110,6 +110,9 @@ def train(
     loss_stride: Annotated[Optional[int], typer.Option("--loss-stride", help="Score the training loss on every "
                                                        "N-th pixel of each crop (real-time layout; the logits are "
                                                        "upsampled to 1/N of it; default 1, every pixel).")] = None,
+    ema: Annotated[Optional[float], typer.Option("--ema", help="Validate and save the exponential moving average of "
+                                                 "the weights with this decay per step, e.g. 0.999 (default 0: "
+                                                 "the weights themselves).")] = None,
     train_split: Annotated[str, typer.Option("--train-split", help="The split to train on; camvid: also drive "
                                              "splits such as train+val:-0006R0 (every drive but 0006R0) or "
                                              "train+val:0001TP,0016E5.")] = "train",
@@ -136,7 +139,8 @@ def train(
                 size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
                 infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
                 schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
-                scale=parse_scale(scale), jitter=jitter, loss_stride=loss_stride, seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
+                scale=parse_scale(scale), jitter=jitter, loss_stride=loss_stride, ema=ema,
+                seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
                 seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
                 train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,
                 val_split=None if val_split == "none" else val_split,

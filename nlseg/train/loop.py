@@ -33,6 +33,7 @@ from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.train import rundir
 from nlseg.train.class_balance import class_weights
 from nlseg.train.distributed import Context, sync_batchnorm
+from nlseg.train.ema import WeightAverage
 from nlseg.train.loss import labelled_count, segmenter_loss, summed_loss
 from nlseg.train.metrics import Scores
 from nlseg.train.progress import EpochBar
@@ -91,11 +92,13 @@ def autocast_for(device: torch.device):
 
 def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, data: Split,
                 mean: torch.Tensor, spec: RunSpec, epoch: int, ctx: Context,
-                weight: torch.Tensor | None = None, groups: ClassGroups | None = None) -> dict[str, Any]:
+                weight: torch.Tensor | None = None, groups: ClassGroups | None = None,
+                average: WeightAverage | None = None) -> dict[str, Any]:
     """One epoch over ``data``; returns the epoch's training loss and accuracy (pixel accuracy).
 
     ``weight``: class weights of the loss (the reported training loss is then the weighted one);
-    ``groups``: the label set the metrics are reported in.
+    ``groups``: the label set the metrics are reported in; ``average``: the weights' moving
+    average, updated after every step.
     """
     recipe, device = spec.recipe, ctx.device
     g = epoch_generator(spec.seed, epoch)
@@ -137,6 +140,8 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(module)
         scores.update(logits, y, loss_sum, labelled_count(y, weight), labels=labels)
         bar.advance(len(index))
         if bar.enabled and (i % refresh == 0 or i == len(batches) - 1):
@@ -209,7 +214,7 @@ def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim
     if changed:
         raise InputError(f"{out} was started with other settings ({', '.join(changed)} differ); repeat the "
                          "original settings, or start a new run in another folder", param="resume")
-    module.load_state_dict(payload["state_dict"])
+    module.load_state_dict(payload.get("train_state_dict", payload["state_dict"]))  # the weights, not their average
     optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["rng"]["torch"])
     if torch.cuda.is_available() and payload["rng"].get("cuda"):
@@ -256,13 +261,16 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
     if last.exists() and not resume:
         raise InputError(f"{out} already holds a run ({rundir.LAST}); resume it, or train into another folder",
                          param="resume")
+    average = WeightAverage(module, recipe.ema) if recipe.ema > 0 else None
     if resume and last.exists():
         payload = _restore(out, spec, module, optimizer)
+        if average is not None:
+            average.load(payload["state_dict"], payload["ema"])
         history, best = list(payload["history"]), dict(payload["best"])
         if ctx.is_main:
             for note in remove_stale_temps(out):  # what the killed run was writing
                 log(f"note: {note}")
-            _sync_outputs(out, spec, module, mean, history, best, class_names)
+            _sync_outputs(out, spec, _validated(module, average), mean, history, best, class_names)
             log(f"resuming {out} after epoch {payload['epoch']}")
     elif ctx.is_main:
         if resume:
@@ -275,10 +283,10 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
         lr = recipe.learning_rate(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx, weight, groups)
+        train_scores = train_epoch(model, module, optimizer, train, mean, spec, epoch, ctx, weight, groups, average)
         validate = val is not None and (epoch % val_every == 0 or epoch == recipe.epochs)
         val_scores = {} if not validate else evaluate(
-            module, val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups,
+            _validated(module, average), val, mean, recipe.batch_size, ctx, per_class=val.is_segmentation, groups=groups,
             input_noise=recipe.input_noise, noise_generator=epoch_generator(spec.seed, epoch, 1))
         row = _row(epoch, lr, time.perf_counter() - start, train_scores, val_scores)
         history.append(row)
@@ -288,12 +296,20 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
         if ctx.is_main:
             rng = {"torch": torch.get_rng_state(),
                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-            save_checkpoint(last, module, spec.model, meta=_meta(spec, epoch, row, class_names, mean), input_mean=mean,
-                            optimizer=optimizer.state_dict(), epoch=epoch, history=history, best=best,
-                            rng=rng, run=spec.to_dict())
-            _sync_outputs(out, spec, module, mean, history, best, class_names)
+            averaged = {} if average is None else {
+                "train_state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+                "ema": average.state()}
+            save_checkpoint(last, _validated(module, average), spec.model, meta=_meta(spec, epoch, row, class_names, mean),
+                            input_mean=mean, optimizer=optimizer.state_dict(), epoch=epoch, history=history, best=best,
+                            rng=rng, run=spec.to_dict(), **averaged)
+            _sync_outputs(out, spec, _validated(module, average), mean, history, best, class_names)
             log(format_row(row, recipe.epochs))
     return history
+
+
+def _validated(module: nn.Module, average: WeightAverage | None) -> nn.Module:
+    """The network that is validated and saved as ``state_dict``: the weights' average if there is one."""
+    return module if average is None else average.module
 
 
 def _sync_outputs(out: Path, spec: RunSpec, module: nn.Module, mean: torch.Tensor, history: list[dict],

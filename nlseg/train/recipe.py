@@ -35,7 +35,8 @@ class Recipe:
     ``class_weighting``: ``median`` (median-frequency) or ``enet`` (1 / ln(1.10 + p)) when
     ``class_weights`` is on. ``loss_stride`` s > 1 (real-time segmenters): the training loss and
     metrics on every s-th pixel of each crop, the logits upsampled to 1/s of the crop instead of
-    all of it (validation stays at full resolution).
+    all of it (validation stays at full resolution). ``ema`` d > 0: validate and save an exponential
+    moving average of the weights with decay d per step (:mod:`nlseg.train.ema`); 0: the weights.
     """
 
     epochs: int = 200
@@ -62,6 +63,7 @@ class Recipe:
     optimizer: str = "sgd"
     class_weighting: str = "median"
     loss_stride: int = 1
+    ema: float = 0.0
 
     @property
     def scene_augmentation(self) -> bool:
