@@ -74,15 +74,41 @@ def test_the_table_is_the_runs_last_validation(folds):
     lo, hi = sorted([a["val_miou"], b["val_miou"]])
     assert row[3].startswith(f"{100 * median_0006:.1f} ({100 * lo:.1f}–{100 * hi:.1f}) / ")
     assert row[4] == f"**{100 * (median_0006 + c['val_miou']) / 2:.1f}**"
+    # one epoch: the last fifth of the epochs is the last one
+    assert row[5] == f"{100 * c['val_miou']:.1f} ({100 * c['val_miou']:.1f}–{100 * c['val_miou']:.1f})"
+    assert row[6] == f"{100 * median_0006:.1f} ({100 * lo:.1f}–{100 * hi:.1f})"
+    assert row[7] == f"{100 * (median_0006 + c['val_miou']) / 2:.1f}"
     model, _, _ = load_model(runs / "holdout-0006R0" / "seed-0" / "last.pt")
-    assert row[5] == f"{model_cost(model, (1, 3, 24, 32)).params / 1e6:.3f}M"
-    assert float(row[7]) > 0
+    assert row[8] == f"{model_cost(model, (1, 3, 24, 32)).params / 1e6:.3f}M"
+    assert float(row[10]) > 0
     record = json.loads(next(ln for ln in out.splitlines() if ln.startswith("json: "))[6:])
     assert record["mean_miou"] == pytest.approx((median_0006 + c["val_miou"]) / 2)
-    assert "ESPNet, *theirs, test split*" in out and "| 55.6 | 0.36M |" in out
+    assert "ESPNet, *theirs, test split*" in out and "| 55.6 |  |  |  | 0.36M |" in out
     per_class = cells(out.split("Median IoU per class")[1], "tiny")
     assert per_class[1] == "0001TP"  # the first drive's row; one seed: its own IoUs
     assert per_class[2:] == ["" if v is None else f"{100 * v:.1f}" for v in c["val_per_class_iou"]]
+
+
+def test_late_is_the_validations_of_the_last_fifth_of_the_epochs(drives_data, tmp_path):  # noqa: F811
+    root, _ = drives_data
+    run = tmp_path / "holdout-0001TP"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(*train_args(root, run, "--holdout", "0001TP", "--epochs", "10", "--val-every", "3"))
+    finally:
+        torch.set_num_threads(threads)
+    rows = {r["epoch"]: r["val_miou"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if "val_miou" in r}
+    assert sorted(rows) == [3, 6, 9, 10]
+    result = table(f"ten={run}", "--size", SIZE, "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    late = (rows[9] + rows[10]) / 2  # epochs 9 and 10 of 10; not 3 or 6
+    lo, hi = sorted([rows[9], rows[10]])
+    assert cells(result.stdout, "ten")[4] == f"{100 * late:.1f} ({100 * lo:.1f}–{100 * hi:.1f})"
+    record = json.loads(next(ln for ln in result.stdout.splitlines() if ln.startswith("json: "))[6:])
+    assert record["late_mean_miou"] == pytest.approx(late)
+    assert record["runs"][0]["late_miou"] == pytest.approx([rows[9], rows[10]])
 
 
 @pytest.mark.parametrize("argument, message", [
