@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +23,8 @@ from nlseg.train.loop import RunSpec, train_epoch
 from nlseg.train.recipe import RECIPES
 from nlseg.train.rundir import read_metrics
 from tests.test_data_camvid import write_camvid
-from tests.test_train_cli import ENV, TINY, assert_same_rows, cli  # noqa: F401 (cli is a fixture)
+from tests.test_train_cli import (ENV, TINY, assert_same_rows, cli,  # noqa: F401 (cli is a fixture)
+                                  kill_after_first_checkpoint)
 
 ACCURACY = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
 
@@ -79,14 +78,7 @@ def test_camvid_run_killed_and_resumed_is_identical(camvid, tmp_path, cli):
     code, _, err = cli(*train_args(camvid, tmp_path / "full"))
     assert code == 0, err
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nlseg", *map(str, train_args(camvid, killed))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.time() + 240
-    while not (killed / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)  # right after the first checkpoint
-    assert proc.wait(30) == -signal.SIGKILL
-    done = torch.load(killed / "last.pt", weights_only=True)["epoch"]
+    done = kill_after_first_checkpoint(train_args(camvid, killed), killed)
     assert 1 <= done < 3
     code, stdout, err = cli(*train_args(camvid, killed, "--resume"))
     assert code == 0, err

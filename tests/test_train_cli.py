@@ -75,18 +75,24 @@ def assert_same_rows(a: list[dict], b: list[dict], rel: float = 1e-5) -> None:
                 assert (x is None and y is None) or x == pytest.approx(y, rel=rel, abs=1e-6), key
 
 
+def kill_after_first_checkpoint(args: list, out: Path) -> int:
+    """Run ``nlseg ARGS`` (training into ``out``) and SIGKILL it right after its first checkpoint, mid-way
+    through the next epoch or its writes; returns the epoch its last.pt holds."""
+    proc = subprocess.Popen([sys.executable, "-m", "nlseg", *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 240
+    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL
+    return torch.load(out / "last.pt", weights_only=True)["epoch"]
+
+
 def test_kill_at_any_moment_then_resume_is_identical(scenes, tmp_path, cli):
     code, _, err = cli(*seg_args(scenes, tmp_path / "full", "--seed", "3"))
     assert code == 0, err
     killed_out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nlseg", *map(str, seg_args(scenes, killed_out, "--seed", "3"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.time() + 240
-    while not (killed_out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)  # right after the first checkpoint: mid-way through epoch 2 or its writes
-    assert proc.wait(30) == -signal.SIGKILL
-    done = torch.load(killed_out / "last.pt", weights_only=True)["epoch"]
+    done = kill_after_first_checkpoint(seg_args(scenes, killed_out, "--seed", "3"), killed_out)
     assert 1 <= done < 4
     code, out, err = cli(*seg_args(scenes, killed_out, "--seed", "3", "--resume"))
     assert code == 0, err

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -15,7 +11,7 @@ from torch import nn
 from nlseg.train.ema import WeightAverage, ema_decay
 from nlseg.train.rundir import read_metrics
 from tests.test_train_camvid import _keep_global_rng, camvid, train_args  # noqa: F401 (fixtures)
-from tests.test_train_cli import ENV, assert_same_rows, cli  # noqa: F401 (cli is a fixture)
+from tests.test_train_cli import assert_same_rows, cli, kill_after_first_checkpoint  # noqa: F401 (cli is a fixture)
 
 
 def _net() -> nn.Module:
@@ -75,14 +71,7 @@ def test_the_average_is_validated_saved_and_resumed(camvid, tmp_path, cli):
         torch.testing.assert_close(trained[k], v, rtol=1e-5, atol=1e-6)
     # killed after its first checkpoint and resumed: the same average and the same weights
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nlseg", *map(str, train_args(camvid, killed, "--ema", "0.9"))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.time() + 240
-    while not (killed / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(30) == -signal.SIGKILL
-    assert 1 <= torch.load(killed / "last.pt", weights_only=True)["epoch"] < 3
+    assert 1 <= kill_after_first_checkpoint(train_args(camvid, killed, "--ema", "0.9"), killed) < 3
     code, _, err = cli(*train_args(camvid, killed, "--ema", "0.9", "--resume"))
     assert code == 0, err
     assert_same_rows(read_metrics(killed / "metrics.jsonl"), read_metrics(full / "metrics.jsonl"))
