@@ -261,7 +261,7 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
     if last.exists() and not resume:
         raise InputError(f"{out} already holds a run ({rundir.LAST}); resume it, or train into another folder",
                          param="resume")
-    average = WeightAverage(module, recipe.ema) if recipe.ema > 0 else None
+    average = WeightAverage(module, recipe.ema) if recipe.ema != 0 else None  # it refuses a decay outside (0, 1)
     if resume and last.exists():
         payload = _restore(out, spec, module, optimizer)
         if average is not None:
