@@ -14,8 +14,11 @@ run's validations in the last fifth of its epochs (``--val-every 5`` over 110 ep
 per drive the median over seeds with the range of every such validation, and its mean over the
 drives. It averages weights the run passed through; it is a recipe's noise, not a model's score.
 
+With ``--against LABEL`` the rows are also compared with that row run by run: per drive, the
+difference of each seed that both rows ran (paired by seed), how many of them are ahead, and their mean.
+
     python benchmarks/holdout.py 'none=runs/claim/none/holdout-*/seed-*' \\
-        '𝓛=runs/claim/diffusion/holdout-*/seed-*' [--size 360x480] [--repeats 20] [--json]
+        '𝓛=runs/claim/diffusion/holdout-*/seed-*' [--against none] [--size 360x480] [--repeats 20] [--json]
 """
 
 from __future__ import annotations
@@ -113,17 +116,48 @@ def _median_range(values: list[float]) -> str:
     return text if len(values) == 1 else f"{text} ({_pct(min(values))}–{_pct(max(values))})"
 
 
+def paired(runs: list[FoldRun], reference: list[FoldRun], drive: str) -> list[tuple[int, float]]:
+    """(seed, mIoU − the reference's mIoU) for each seed both rows ran on ``drive``, in seed order."""
+    ref = {r.seed: r.miou for r in reference if r.drive == drive}
+    return sorted((r.seed, r.miou - ref[r.seed]) for r in runs if r.drive == drive and r.seed in ref)
+
+
+def print_paired(groups: list[tuple[str, list[FoldRun]]], against: str, drives: list[str]) -> None:
+    """The table of each row's per-seed differences against the row ``against``."""
+    reference = dict(groups)[against]
+    print(f"\nAgainst {against}, paired by seed (held-out mIoU, points):\n")
+    print("| model | held out | seeds | difference per seed | ahead | mean difference |")
+    print("|---|---|---|---|---:|---:|")
+    for label, runs in groups:
+        if label == against:
+            continue
+        for d in drives:
+            pairs = paired(runs, reference, d)
+            if not pairs:
+                continue
+            diffs = [100 * diff for _, diff in pairs]
+            print(f"| {label} − {against} | {d} | {','.join(str(seed) for seed, _ in pairs)} | "
+                  + ", ".join(f"{v:+.1f}" for v in diffs)
+                  + f" | {sum(v > 0 for v in diffs)} of {len(diffs)} | {statistics.mean(diffs):+.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("groups", nargs="+", help="LABEL=GLOB of fold run directories (or last.pt files), one row each")
     parser.add_argument("--size", default="360x480", help="HxW of the cost and speed columns (default 360x480)")
     parser.add_argument("--repeats", type=int, default=20, help="timed forward passes per row (default 20)")
     parser.add_argument("--json", action="store_true", help="also print one 'json: {...}' line per row")
+    parser.add_argument("--against", metavar="LABEL", help="also compare every row with this one, paired by seed")
     args = parser.parse_args()
     if args.repeats < 1:
         raise InputError(f"--repeats: need at least 1, got {args.repeats}")
     size = parse_hw(args.size, "--size")
     groups = [parse_group(g) for g in args.groups]
+    labels = [label for label, _ in groups]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"two rows are labelled {next(x for x in labels if labels.count(x) > 1)!r}")
+    if args.against is not None and args.against not in labels:
+        raise InputError(f"--against {args.against!r}: no row has that label (rows: {', '.join(labels)})")
     drives = sorted({r.drive for _, runs in groups for r in runs})
     frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     print(f"# CamVid, held-out drives: the last epoch of each fold run, 11 classes, void ignored; cost and speed at "
@@ -171,6 +205,8 @@ def main() -> None:
     print("|---|---|" + "---:|" * len(CAMVID_CLASSES))
     for (label, d), values in per_class.items():
         print(f"| {label} | {d} | " + " | ".join("" if v is None else _pct(v) for v in values) + " |")
+    if args.against is not None:
+        print_paired(groups, args.against, drives)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,34 @@ def test_an_unfinished_run_is_refused(folds, tmp_path):
     torch.save(payload, tmp_path / "last.pt")
     result = table(f"x={tmp_path / 'last.pt'}", "--size", SIZE)
     assert result.returncode != 0 and "stopped after epoch 1 of 5" in result.stderr and "--resume" in result.stderr
+
+
+def test_against_pairs_the_rows_by_seed(folds, tmp_path):
+    root, runs = folds
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for seed in (1, 2):  # seed 2 has no partner in the reference row
+            train(*train_args(root, tmp_path / f"seed-{seed}", "--holdout", "0006R0", "--seed", str(seed),
+                              "--nonlocal", "none"))
+    finally:
+        torch.set_num_threads(threads)
+    result = table(f"ref={runs}/holdout-*/seed-*", f"other={tmp_path}/seed-*", "--against", "ref",
+                   "--size", SIZE, "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    paired = result.stdout.split("Against ref, paired by seed")[1]
+    assert "| other − ref | 0001TP |" not in paired  # no seed of the other row held out 0001TP
+    row = cells(paired, "other − ref")
+    diff = 100 * (last_val(tmp_path / "seed-1")["val_miou"] - last_val(runs / "holdout-0006R0" / "seed-1")["val_miou"])
+    assert row[1:] == ["0006R0", "1", f"{diff:+.1f}", f"{int(diff > 0)} of 1", f"{diff:+.1f}"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("a={runs}/holdout-0006R0/seed-*", "--against", "b"), "--against 'b': no row has that label (rows: a)"),
+    (("a={runs}/holdout-0006R0/seed-0", "a={runs}/holdout-0006R0/seed-1"), "two rows are labelled 'a'"),
+])
+def test_against_a_missing_row_and_twice_a_label_are_refused(folds, arguments, message):
+    _, runs = folds
+    result = table(*(a.format(runs=runs) for a in arguments), "--size", SIZE)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and message in lines[0], result.stderr
