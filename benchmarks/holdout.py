@@ -122,8 +122,8 @@ def paired(runs: list[FoldRun], reference: list[FoldRun], drive: str) -> list[tu
     return sorted((r.seed, r.miou - ref[r.seed]) for r in runs if r.drive == drive and r.seed in ref)
 
 
-def print_paired(groups: list[tuple[str, list[FoldRun]]], against: str, drives: list[str]) -> None:
-    """The table of each row's per-seed differences against the row ``against``."""
+def print_paired(groups: list[tuple[str, list[FoldRun]]], against: str, drives: list[str], as_json: bool) -> None:
+    """The table of each row's per-seed differences against the row ``against`` (and a 'json:' line per cell)."""
     reference = dict(groups)[against]
     print(f"\nAgainst {against}, paired by seed (held-out mIoU, points):\n")
     print("| model | held out | seeds | difference per seed | ahead | mean difference |")
@@ -139,6 +139,9 @@ def print_paired(groups: list[tuple[str, list[FoldRun]]], against: str, drives: 
             print(f"| {label} − {against} | {d} | {','.join(str(seed) for seed, _ in pairs)} | "
                   + ", ".join(f"{v:+.1f}" for v in diffs)
                   + f" | {sum(v > 0 for v in diffs)} of {len(diffs)} | {statistics.mean(diffs):+.1f} |")
+            if as_json:
+                print("json: " + json.dumps({"label": label, "against": against, "drive": d,
+                                             "differences": {seed: diff for seed, diff in pairs}}))
 
 
 def main() -> None:
@@ -159,6 +162,9 @@ def main() -> None:
     if args.against is not None and args.against not in labels:
         raise InputError(f"--against {args.against!r}: no row has that label (rows: {', '.join(labels)})")
     drives = sorted({r.drive for _, runs in groups for r in runs})
+    if args.against is not None and not any(paired(runs, dict(groups)[args.against], d)
+                                            for label, runs in groups if label != args.against for d in drives):
+        raise InputError(f"--against {args.against!r}: no other row ran a drive and seed that {args.against!r} ran")
     frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     print(f"# CamVid, held-out drives: the last epoch of each fold run, 11 classes, void ignored; cost and speed at "
           f"{size[0]}x{size[1]}, torch CPU ({describe_device('cpu')}, {torch.get_num_threads()} threads)\n")
@@ -206,7 +212,7 @@ def main() -> None:
     for (label, d), values in per_class.items():
         print(f"| {label} | {d} | " + " | ".join("" if v is None else _pct(v) for v in values) + " |")
     if args.against is not None:
-        print_paired(groups, args.against, drives)
+        print_paired(groups, args.against, drives, args.json)
 
 
 if __name__ == "__main__":

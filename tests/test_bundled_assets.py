@@ -46,6 +46,18 @@ def test_default_weights_are_small_safe_to_load_and_a_realtime_camvid_segmenter(
     assert logits.shape == (1, 19, 90, 160) and torch.isfinite(logits).all()
 
 
+def test_the_readmes_stage_1_command_builds_the_shipped_architecture():
+    text = (ASSETS_DIR / "README.md").read_text()
+    command = re.search(r"# stage 1[^\n]*\n(nlseg train camvid .*?)\n# stage 2", text, re.S).group(1)
+    flags = dict(re.findall(r"(--[a-z-]+) ([^\s\\]+)", command))
+    _, config, _ = load_model(DEFAULT_WEIGHTS)
+    assert flags["--layout"] == config.layout
+    assert flags["--channels"] == "-".join(map(str, config.channels))
+    assert flags["--blocks"] == "-".join(map(str, config.blocks))
+    assert float(flags["--h"]) == config.h  # the step size is not the thesis's default (0.06) here
+    assert flags["--infer-size"] == "x".join(map(str, config.image_size))
+
+
 def test_assets_readme_gives_provenance_and_licence_of_the_data():
     text = (ASSETS_DIR / "README.md").read_text()
     assert DEFAULT_WEIGHTS.name in text and "CC BY-NC 4.0" in text and "non-commercial research use" in text

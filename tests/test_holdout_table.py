@@ -145,26 +145,34 @@ def test_against_pairs_the_rows_by_seed(folds, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for seed in (1, 2):  # seed 2 has no partner in the reference row
+        for seed in (0, 1, 2):  # seed 2 has no partner in the reference row
             train(*train_args(root, tmp_path / f"seed-{seed}", "--holdout", "0006R0", "--seed", str(seed),
                               "--nonlocal", "none"))
     finally:
         torch.set_num_threads(threads)
     result = table(f"ref={runs}/holdout-*/seed-*", f"other={tmp_path}/seed-*", "--against", "ref",
-                   "--size", SIZE, "--repeats", "1")
+                   "--size", SIZE, "--repeats", "1", "--json")
     assert result.returncode == 0, result.stderr
     paired = result.stdout.split("Against ref, paired by seed")[1]
-    assert "| other − ref | 0001TP |" not in paired  # no seed of the other row held out 0001TP
+    assert "| ref − ref |" not in paired and "| other − ref | 0001TP |" not in paired  # no 0001TP run in other
+    diffs = [100 * (last_val(tmp_path / f"seed-{s}")["val_miou"]
+                    - last_val(runs / "holdout-0006R0" / f"seed-{s}")["val_miou"]) for s in (0, 1)]
     row = cells(paired, "other − ref")
-    diff = 100 * (last_val(tmp_path / "seed-1")["val_miou"] - last_val(runs / "holdout-0006R0" / "seed-1")["val_miou"])
-    assert row[1:] == ["0006R0", "1", f"{diff:+.1f}", f"{int(diff > 0)} of 1", f"{diff:+.1f}"]
+    assert row[1:] == ["0006R0", "0,1", f"{diffs[0]:+.1f}, {diffs[1]:+.1f}", f"{sum(d > 0 for d in diffs)} of 2",
+                       f"{(diffs[0] + diffs[1]) / 2:+.1f}"]
+    record = json.loads([ln for ln in paired.splitlines() if ln.startswith("json: ")][-1][6:])
+    assert record["against"] == "ref" and record["drive"] == "0006R0"
+    assert [100 * v for v in record["differences"].values()] == pytest.approx(diffs)
 
 
 @pytest.mark.parametrize("arguments, message", [
     (("a={runs}/holdout-0006R0/seed-*", "--against", "b"), "--against 'b': no row has that label (rows: a)"),
     (("a={runs}/holdout-0006R0/seed-0", "a={runs}/holdout-0006R0/seed-1"), "two rows are labelled 'a'"),
+    (("a={runs}/holdout-0006R0/seed-*", "--against", "a"), "--against 'a': no other row ran a drive and seed"),
+    (("a={runs}/holdout-0006R0/seed-0", "b={runs}/holdout-0006R0/seed-1", "--against", "a"),
+     "--against 'a': no other row ran a drive and seed that 'a' ran"),
 ])
-def test_against_a_missing_row_and_twice_a_label_are_refused(folds, arguments, message):
+def test_against_without_pairs_and_twice_a_label_are_refused(folds, arguments, message):
     _, runs = folds
     result = table(*(a.format(runs=runs) for a in arguments), "--size", SIZE)
     lines = result.stderr.strip().splitlines()
