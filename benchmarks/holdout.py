@@ -6,7 +6,8 @@ on all frames of its held-out drive and no epoch is chosen on them, so the score
 last epoch's validation (what ``nlseg eval RUN/last.pt`` prints: the 11 CamVid classes, void
 ignored). Per row and drive the median over the row's seeds (with their range), the mean of the
 drives' medians, parameters, executed multiply-adds and the torch CPU forward pass (batch 1, arg-max
-included, median of ``--repeats``) at ``--size``; then the median IoU per class and drive. The
+included, median of ``--repeats``; ``--repeats 0`` leaves the column empty, for when training shares
+the cores) at ``--size``; then the median IoU per class and drive. The
 anchors' published numbers follow, marked as theirs, on CamVid's test split, which is not ours.
 
 How much that one number owes to the epoch it stopped at: *late* is the mean held-out mIoU of the
@@ -148,12 +149,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("groups", nargs="+", help="LABEL=GLOB of fold run directories (or last.pt files), one row each")
     parser.add_argument("--size", default="360x480", help="HxW of the cost and speed columns (default 360x480)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed forward passes per row (default 20)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed forward passes per row (default 20; 0: no speed column, "
+                        "as when other jobs share the cores)")
     parser.add_argument("--json", action="store_true", help="also print one 'json: {...}' line per row")
     parser.add_argument("--against", metavar="LABEL", help="also compare every row with this one, paired by seed")
     args = parser.parse_args()
-    if args.repeats < 1:
-        raise InputError(f"--repeats: need at least 1, got {args.repeats}")
+    if args.repeats < 0:
+        raise InputError(f"--repeats: need 0 or more, got {args.repeats}")
     size = parse_hw(args.size, "--size")
     groups = [parse_group(g) for g in args.groups]
     labels = [label for label, _ in groups]
@@ -190,11 +192,12 @@ def main() -> None:
         mean = sum(medians) / len(medians) if len(medians) == len(drives) else None
         late_mean = sum(late_medians) / len(late_medians) if len(late_medians) == len(drives) else None
         params, macs = cost(runs[0].path, size)
-        fps = forward_fps(nlseg.load(runs[0].path, device="cpu"), frame, size, args.repeats)
+        fps = forward_fps(nlseg.load(runs[0].path, device="cpu"), frame, size, args.repeats) if args.repeats else None
         seeds = sorted({r.seed for r in runs})
         print(f"| {label} | {','.join(map(str, seeds))} | " + " | ".join(cells)
               + f" | {'**' + _pct(mean) + '**' if mean is not None else ''} | " + " | ".join(late_cells)
-              + f" | {_pct(late_mean) if late_mean is not None else ''} | {params} | {macs} | {fps:.1f} |", flush=True)
+              + f" | {_pct(late_mean) if late_mean is not None else ''} | {params} | {macs} | "
+              + (f"{fps:.1f}" if fps is not None else "") + " |", flush=True)
         if args.json:
             print("json: " + json.dumps({"label": label, "seeds": seeds, "mean_miou": mean, "late_mean_miou": late_mean,
                                          "params": params,

@@ -111,6 +111,16 @@ def test_late_is_the_validations_of_the_last_fifth_of_the_epochs(drives_data, tm
     assert record["runs"][0]["late_miou"] == pytest.approx([rows[9], rows[10]])
 
 
+def test_repeats_zero_leaves_the_speed_column_empty(folds):
+    _, runs = folds
+    result = table(f"tiny={runs}/holdout-0006R0/seed-0", "--size", SIZE, "--repeats", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    row = cells(result.stdout, "tiny")
+    assert row[-1] == "" and row[-2].endswith("G")  # no fps; the MACs column still there
+    record = json.loads(next(ln for ln in result.stdout.splitlines() if ln.startswith("json: "))[6:])
+    assert record["forward_fps"] is None and record["params"] == row[-3]
+
+
 @pytest.mark.parametrize("argument, message", [
     ("none", "expected LABEL=GLOB"),
     ("x={runs}/nothing-*", "matches nothing"),
@@ -171,8 +181,9 @@ def test_against_pairs_the_rows_by_seed(folds, tmp_path):
     (("a={runs}/holdout-0006R0/seed-*", "--against", "a"), "--against 'a': no other row ran a drive and seed"),
     (("a={runs}/holdout-0006R0/seed-0", "b={runs}/holdout-0006R0/seed-1", "--against", "a"),
      "--against 'a': no other row ran a drive and seed that 'a' ran"),
+    (("a={runs}/holdout-0006R0/seed-0", "--repeats", "-1"), "--repeats: need 0 or more, got -1"),
 ])
-def test_against_without_pairs_and_twice_a_label_are_refused(folds, arguments, message):
+def test_against_without_pairs_twice_a_label_and_negative_repeats_are_refused(folds, arguments, message):
     _, runs = folds
     result = table(*(a.format(runs=runs) for a in arguments), "--size", SIZE)
     lines = result.stderr.strip().splitlines()
