@@ -1,4 +1,4 @@
-"""The CamVid recipe knobs: Adam, ENet's class weights 1/ln(1.10 + p), the random scale range, colour jitter."""
+"""The CamVid recipe knobs: Adam, ENet's class weights 1/ln(1.10 + p), the random scale range, colour jitter and cast."""
 
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ def test_anchor_recipe_flags_reach_the_run(drives_data, tmp_path, cli):  # noqa:
     root, _ = drives_data
     out = tmp_path / "anchors"
     code, _, err = cli(*train_args(root, out, "--holdout", "0006R0", "--optimizer", "adam", "--lr", "0.001",
-                                   "--class-weighting", "enet", "--scale", "0.5-2.0", "--jitter", "0.5"))
+                                   "--class-weighting", "enet", "--scale", "0.5-2.0", "--jitter", "0.5",
+                                   "--colour-cast", "0.2"))
     assert code == 0, err
     recipe = json.loads((out / "config.json").read_text())["run"]["recipe"]
     assert (recipe["optimizer"], recipe["class_weighting"], recipe["class_weights"]) == ("adam", "enet", True)
     assert recipe["scale"] == [0.5, 2.0] and recipe["lr"] == 0.001 and recipe["jitter"] == 0.5
+    assert recipe["colour_cast"] == 0.2
     state = torch.load(out / "last.pt", weights_only=True)["optimizer"]["state"]
     assert "exp_avg_sq" in next(iter(state.values()))  # Adam's second moment
 
@@ -43,6 +45,7 @@ def test_anchor_recipe_flags_reach_the_run(drives_data, tmp_path, cli):  # noqa:
     (["--scale", "2-0.5"], "--scale"),
     (["--scale", "big"], "--scale"),
     (["--jitter", "1.5"], "--jitter"),
+    (["--colour-cast", "-0.1"], "--colour-cast"),
 ])
 def test_bad_recipe_flags_are_one_line(extra, flag, drives_data, tmp_path, cli):  # noqa: F811
     root, _ = drives_data

@@ -19,7 +19,7 @@ from nlseg.data.labels import (BDD100K_CLASSES, CAMVID_CLASSES, CAMVID_SCORING, 
                                IGNORE_INDEX, TRAIN_ID_TO_CAMVID)
 from nlseg.data.registry import Request, dataset_info, load_split
 from nlseg.data.split import DataWarning
-from nlseg.data.transforms import augment_scenes, colour_jitter, normalize
+from nlseg.data.transforms import augment_scenes, colour_cast_gains, colour_jitter, normalize
 from nlseg.errors import InputError
 from nlseg.train.class_balance import median_frequency_weights
 from nlseg.train.metrics import Scores, mean_iou
@@ -220,6 +220,42 @@ def test_colour_jitter_is_its_three_stages():
     staged = ((staged - gray) * saturation + gray).clamp(0.0, 1.0)
     fast = colour_jitter(x.float(), bright.float(), contrast.float(), saturation.float())
     assert fast.dtype == torch.float32 and torch.allclose(fast.double(), staged, atol=2e-6)
+
+
+def test_colour_cast_is_a_stage_before_the_three():
+    """Per-channel gains first, then the three stages, against float64 stages; a grey pixel keeps its luma."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(4, 3, 10, 14, generator=g, dtype=torch.float64)
+    x[1] = 0.0  # a black frame stays black
+    x[2, :, :5] = 0.5  # grey pixels
+    bright, contrast, saturation = 0.4 + 1.2 * torch.rand(3, 4, 1, 1, 1, generator=g, dtype=torch.float64)
+    gains = colour_cast_gains(torch.rand(3, 4, generator=g, dtype=torch.float64), 0.3)
+    luma = lambda t: 0.299 * t[:, :1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:]  # noqa: E731
+    assert torch.allclose(luma(gains), torch.ones(4, 1, 1, 1, dtype=torch.float64))  # grey keeps its luma
+    assert ((gains - 1).abs() <= 2 * 0.3 / (1 - 0.3)).all() and (gains - 1).abs().max() > 0.05  # (1 ± c) / (1 ∓ c) at most
+    staged = x * gains * bright
+    level = luma(staged).mean((2, 3), keepdim=True)
+    staged = (staged - level) * contrast + level
+    gray = luma(staged)
+    staged = ((staged - gray) * saturation + gray).clamp(0.0, 1.0)
+    fast = colour_jitter(x.float(), bright.float(), contrast.float(), saturation.float(), cast=gains.float())
+    assert torch.allclose(fast.double(), staged, atol=2e-6)
+    assert float(fast[1].abs().max()) == 0.0
+    ones = torch.ones(4, 1, 1, 1)  # a cast alone: the grey pixels keep their luma, and tint
+    tinted = colour_jitter(x.float(), ones, ones, ones, cast=gains.float())[2, :, :5]
+    assert torch.allclose(luma(tinted[None]), torch.full((1, 1, 5, 14), 0.5), atol=1e-6)
+    assert (tinted[0] - tinted[1]).abs().max() > 0.01
+
+
+def test_augmentation_without_a_cast_draws_as_before_and_with_one_tints():
+    images, labels, mean = _batch(2)
+    args = (images, labels, mean, (40, 56), (0.5, 2.0), True, 0.3)
+    plain = augment_scenes(*args, torch.Generator().manual_seed(3))
+    no_cast = augment_scenes(*args, torch.Generator().manual_seed(3), cast=0.0)
+    cast = augment_scenes(*args, torch.Generator().manual_seed(3), cast=0.2)
+    assert torch.equal(plain[0], no_cast[0]) and torch.equal(plain[1], cast[1])  # geometry unchanged by the cast
+    # _batch's frames are grey (every channel equal): a cast makes the channels differ
+    assert (plain[0][:, 0] - plain[0][:, 1]).abs().max() < 1e-6 and (cast[0][:, 0] - cast[0][:, 1]).abs().max() > 1e-3
 
 
 @pytest.mark.skipif(not REAL_CAMVID.is_dir(), reason="the CamVid copy (../shared/data/camvid) is not on this machine")

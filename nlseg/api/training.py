@@ -62,6 +62,7 @@ def train(
     optimizer: str | None = None,
     scale: tuple[float, float] | None = None,
     jitter: float | None = None,
+    colour_cast: float | None = None,
     loss_stride: int | None = None,
     ema: float | None = None,
     seeds: Sequence[int] = (0,),
@@ -89,7 +90,8 @@ def train(
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights``, ``class_weighting``
     (``median`` or ``enet``; implies ``class_weights``), ``optimizer`` (``sgd`` or ``adam``) and
     ``scale`` (the street-scene augmentation's random scale range) and ``jitter`` (its brightness,
-    contrast and saturation factors in [1 - jitter, 1 + jitter]) override the recipe; ``loss_stride``
+    contrast and saturation factors in [1 - jitter, 1 + jitter]) and ``colour_cast`` (its per-channel
+    gains in [1 - cast, 1 + cast], a grey pixel's luma kept) override the recipe; ``loss_stride``
     s > 1 scores the training loss on every s-th pixel of each crop (real-time layout); ``ema`` d > 0
     validates and saves the moving average of the weights with decay d per step (0: the weights). One run
     per seed, in ``out`` (default ``runs/DATASET``) or, with ``seed_dirs``, ``out/seed-N`` and a
@@ -131,6 +133,8 @@ def train(
         raise InputError(f"expected LOW-HIGH with 0 < LOW <= HIGH, got {scale}", param="scale")
     if jitter is not None and not 0 <= jitter < 1:
         raise InputError(f"expected 0 <= jitter < 1, got {jitter}", param="jitter")
+    if colour_cast is not None and not 0 <= colour_cast < 1:
+        raise InputError(f"expected 0 <= cast < 1, got {colour_cast}", param="colour_cast")
     if ema is not None and not 0 <= ema < 1:
         raise InputError(f"expected 0 <= decay < 1 (0: no average), got {ema}", param="ema")
     if loss_stride is not None and loss_stride < 1:
@@ -142,6 +146,7 @@ def train(
         raise InputError("a class weighting needs class weights on", param="class_weighting")
     for param, value in (("crop", crop), ("class_weights", class_weights or None), ("infer_size", infer_size),
                          ("class_weighting", class_weighting), ("scale", scale), ("jitter", jitter),
+                         ("colour_cast", colour_cast or None),
                          ("synthetic_scenes", synthetic_scenes or None)):
         if value is not None and (config.task != "segment" or dataset == "qtips-seg"):
             raise InputError(f"for street-scene segmentation sets, not {dataset}", param=param)
@@ -166,6 +171,7 @@ def train(
                      else class_weights, class_weighting=class_weighting or recipe.class_weighting,
                      optimizer=optimizer or recipe.optimizer, scale=tuple(scale) if scale else recipe.scale,
                      jitter=recipe.jitter if jitter is None else jitter,
+                     colour_cast=recipe.colour_cast if colour_cast is None else colour_cast,
                      loss_stride=recipe.loss_stride if loss_stride is None else loss_stride,
                      ema=recipe.ema if ema is None else ema,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})

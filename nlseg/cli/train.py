@@ -107,6 +107,9 @@ def train(
     jitter: Annotated[Optional[float], typer.Option("--jitter", help="Colour jitter of street-scene training frames: "
                                                     "brightness, contrast and saturation factors in [1 - J, 1 + J] "
                                                     "(default: the recipe's; camvid: 0.25).")] = None,
+    colour_cast: Annotated[Optional[float], typer.Option("--colour-cast", help="Colour cast of street-scene "
+                                                         "training frames: per-channel gains in [1 - C, 1 + C], "
+                                                         "a grey pixel's brightness kept (default 0: none).")] = None,
     loss_stride: Annotated[Optional[int], typer.Option("--loss-stride", help="Score the training loss on every "
                                                        "N-th pixel of each crop (real-time layout; the logits are "
                                                        "upsampled to 1/N of it; default 1, every pixel).")] = None,
@@ -139,7 +142,7 @@ def train(
                 size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
                 infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
                 schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
-                scale=parse_scale(scale), jitter=jitter, loss_stride=loss_stride, ema=ema,
+                scale=parse_scale(scale), jitter=jitter, colour_cast=colour_cast, loss_stride=loss_stride, ema=ema,
                 seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
                 seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
                 train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,

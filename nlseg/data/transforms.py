@@ -77,47 +77,64 @@ def augment(
     return x.contiguous(), target
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) luma (ITU-R BT.601 weights) of RGB images (B, 3, H, W)."""
-    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
-def colour_jitter(x: torch.Tensor, bright: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor:
+def colour_jitter(
+    x: torch.Tensor, bright: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor,
+    cast: torch.Tensor | None = None,
+) -> torch.Tensor:
     """[0, 1] RGB images (B, 3, H, W) with brightness, contrast and saturation factors (B, 1, 1, 1), clamped to [0, 1].
 
-    In stages: x ← b·x; x ← c·(x − L) + L around the frame's mean luma L; x ← s·(x − G) + G around each
-    pixel's luma G; clamp. Every stage is affine in (x, luma(x)), so this computes the same as
-    s·c·b·x + (1 − s)·c·b·luma(x) + (1 − c)·L with L = b·mean(luma(x)): two passes over the frame.
+    In stages: x ← g⊙x with the per-channel gains ``cast`` (B, 3, 1, 1), if given (a colour cast, as
+    of another white balance); x ← b·x; x ← c·(x − L) + L around the frame's mean luma L (BT.601);
+    x ← s·(x − G) + G around each pixel's luma G; clamp. Every stage is affine in (x, luma(x)), so
+    this computes the same as s·c·b·g⊙x + (1 − s)·c·b·luma(g⊙x) + (1 − c)·L with L = b·mean(luma(g⊙x)):
+    two passes over the frame.
     """
-    luma = _luma(x)
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device)[:, None, None]
+    gain = torch.ones_like(bright) if cast is None else cast  # (B, 1 or 3, 1, 1)
+    luma = (x * (weights * gain)).sum(1, keepdim=True)
     level = bright * luma.mean((2, 3), keepdim=True)
     per_pixel = luma * ((1 - saturation) * contrast * bright) + (1 - contrast) * level
-    return (x * (saturation * contrast * bright)).add_(per_pixel).clamp_(0.0, 1.0)
+    return (x * (saturation * contrast * bright * gain)).add_(per_pixel).clamp_(0.0, 1.0)
+
+
+def colour_cast_gains(draws: torch.Tensor, cast: float) -> torch.Tensor:
+    """Per-channel gains (B, 3, 1, 1) from uniform ``draws`` (3, B): 1 ± ``cast``, rescaled so that the
+    BT.601 luma of a grey pixel is kept (the cast tints; brightness stays the brightness factor's)."""
+    gains = 1.0 + cast * (2 * draws.T - 1)
+    gains = gains / (gains @ torch.tensor(LUMA_WEIGHTS, dtype=gains.dtype))[:, None]
+    return gains[:, :, None, None]
 
 
 def augment_scenes(
     images: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, crop: tuple[int, int],
-    scale: tuple[float, float], flip: bool, jitter: float, generator: torch.Generator,
+    scale: tuple[float, float], flip: bool, jitter: float, generator: torch.Generator, cast: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Street-scene augmentation of a batch: colour jitter, random scale, crop and flip, then the mean.
 
-    ``images`` uint8 (B, 3, H, W), ``target`` masks (B, H, W). Per sample: brightness, contrast
-    and saturation factors in [1 − ``jitter``, 1 + ``jitter``]; a scale factor log-uniform in
-    ``scale``; a ``crop`` (H, W) window at a uniform position in the scaled frame (where the
-    scaled frame is smaller, it sits at a uniform position inside the window, the rest being the
-    mean colour and 255 = ignored); a horizontal flip with probability 1/2 if ``flip``. Images are
+    ``images`` uint8 (B, 3, H, W), ``target`` masks (B, H, W). Per sample: a colour cast, per-channel
+    gains in [1 − ``cast``, 1 + ``cast``] rescaled to keep a grey pixel's luma (:func:`colour_cast_gains`;
+    0: none); brightness, contrast and saturation factors in [1 − ``jitter``, 1 + ``jitter``]; a scale
+    factor log-uniform in ``scale``; a ``crop`` (H, W) window at a uniform position in the scaled frame
+    (where the scaled frame is smaller, it sits at a uniform position inside the window, the rest being
+    the mean colour and 255 = ignored); a horizontal flip with probability 1/2 if ``flip``. Images are
     resampled bilinearly, masks by nearest neighbour, both in one batched ``grid_sample``.
     Returns the mean-subtracted crops (B, 3, *crop) and their masks (B, *crop). Random numbers
-    come from ``generator`` (CPU) in a fixed order, so a batch is a function of the generator's state.
+    come from ``generator`` (CPU) in a fixed order (the cast's last, so runs without one draw as before),
+    so a batch is a function of the generator's state.
     """
     b, _, h, w = images.shape
     ch, cw = crop
     draws = torch.rand(6, b, generator=generator, dtype=torch.float64)
     flips = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    gains = colour_cast_gains(torch.rand(3, b, generator=generator, dtype=torch.float64), cast) if cast > 0 else None
     device = images.device
     x = images.float() / 255.0
-    if jitter > 0:
-        x = colour_jitter(x, *(1.0 + jitter * (2 * draws[:3] - 1)).float().to(device)[:, :, None, None, None])
+    if jitter > 0 or gains is not None:
+        factors = (1.0 + jitter * (2 * draws[:3] - 1)).float().to(device)[:, :, None, None, None]
+        x = colour_jitter(x, *factors, cast=None if gains is None else gains.float().to(device))
     x = normalize(x, mean)
     lo, hi = math.log(scale[0]), math.log(scale[1])
     s = torch.exp(lo + (hi - lo) * draws[3])

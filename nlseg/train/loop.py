@@ -117,7 +117,8 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
         images = data.images[index].to(device, non_blocking=True)
         y = data.targets[index].to(device, non_blocking=True)
         if recipe.scene_augmentation:
-            x, y = augment_scenes(images, y, mean, crop, recipe.scale, recipe.flip, recipe.jitter, g)
+            x, y = augment_scenes(images, y, mean, crop, recipe.scale, recipe.flip, recipe.jitter, g,
+                                  cast=recipe.colour_cast)
         else:
             if recipe.input_noise > 0:
                 images = add_input_noise(images, recipe.input_noise, g)

@@ -22,8 +22,9 @@ class Recipe:
     ``schedule``: ``step`` (the thesis's milestones), ``poly`` (lr × (1 − t)^0.9, t the fraction
     of epochs done) or ``cosine`` (lr × (1 + cos πt) / 2), per epoch. Street scenes
     (:func:`~nlseg.data.transforms.augment_scenes`) are scaled by a random factor in
-    ``scale``, cropped to ``crop`` (H, W; None: the input size), flipped and colour-jittered
-    by up to ±``jitter``; ``class_weights`` weighs the loss by median-frequency balancing.
+    ``scale``, cropped to ``crop`` (H, W; None: the input size), flipped, colour-jittered by up to
+    ±``jitter`` and tinted by per-channel gains of up to ±``colour_cast``; ``class_weights`` weighs the
+    loss by median-frequency balancing.
 
     ``input_noise``: σ of Gaussian noise added to the [0, 1] training and validation images,
     drawn afresh every epoch from (seed, epoch) and clipped to [0, 1] (Q-tips, §5.2; pad/crop/flip
@@ -55,6 +56,7 @@ class Recipe:
     scale: tuple[float, float] = (1.0, 1.0)
     crop: tuple[int, int] | None = None
     jitter: float = 0.0
+    colour_cast: float = 0.0
     class_weights: bool = False
     input_noise: float = 0.0
     subtract_mean: bool = True
@@ -68,7 +70,7 @@ class Recipe:
     @property
     def scene_augmentation(self) -> bool:
         """Whether batches go through :func:`~nlseg.data.transforms.augment_scenes` (else pad/crop/flip)."""
-        return self.scale != (1.0, 1.0) or self.crop is not None or self.jitter > 0
+        return self.scale != (1.0, 1.0) or self.crop is not None or self.jitter > 0 or self.colour_cast > 0
 
     def milestone_epochs(self) -> tuple[int, ...]:
         """Epochs after which the rate drops: (80, 120, 160, 180) for 200 epochs, scaled for others."""
