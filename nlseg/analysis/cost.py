@@ -51,6 +51,11 @@ def _is_container(module: nn.Module) -> bool:
     return type(module) is nn.Sequential and bool(children) and all(any(True for _ in c.children()) for c in children)
 
 
+def _main_shape(output: torch.Tensor | tuple) -> tuple[int, ...]:
+    """A layer's output shape; for a layer that also returns side outputs (ENet's pool indices), its first."""
+    return tuple((output[0] if isinstance(output, tuple) else output).shape)
+
+
 def report_layers(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """The (qualified name, module) rows of a summary: top-level layers, containers expanded."""
     rows: list[tuple[str, nn.Module]] = []
@@ -71,7 +76,7 @@ def model_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
     dense_pairwise: dict[str, int] = {}
     hooks = []
     for name, module in rows:
-        hooks.append(module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape))))
+        hooks.append(module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, _main_shape(o))))
     for name, module in meta.named_modules():
         if isinstance(module, NonlocalBlock):
 

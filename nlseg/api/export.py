@@ -17,6 +17,7 @@ from nlseg.contract.calibration import DEFAULT_FRAMES, calibration_frames, calib
 from nlseg.contract.limits import check_size, total_stride
 from nlseg.errors import InputError
 from nlseg.io import writable_file
+from nlseg.nn.config import REFERENCE_SEGMENTERS
 from nlseg.onnx.export import DEFAULT_OPSET, ExportOptions, ExportResult, export_onnx
 from nlseg.onnx.source_model import SourceModel, from_checkpoint
 from nlseg.tensorrt.build import BuildResult
@@ -111,7 +112,7 @@ def export_model(
                                 timing_cache=None if timing_cache is None else Path(timing_cache))
         graph = ExportOptions("plugin", opset, dynamic, False, simplify, with_argmax)  # half: the engine's (request)
         return _engine(source, target, onnx_input, graph, input_size, request, triton_repo, dataset)
-    model = _sized(source if isinstance(source, SourceModel) else from_checkpoint(source), input_size)
+    model = _sized(_exportable(source if isinstance(source, SourceModel) else from_checkpoint(source)), input_size)
     options = ExportOptions("plugin" if plugin else "portable", opset, dynamic, half, simplify, with_argmax)
     frames = calib_frames if calib_frames is not None else DEFAULT_FRAMES
     if format == "openvino":
@@ -149,6 +150,14 @@ def _onnx_int8(model: SourceModel, target: Path, options: ExportOptions, dataset
     return ExportResult(target, metadata, dict(counts), fp32.simplified)
 
 
+def _exportable(source: SourceModel) -> SourceModel:
+    """``source``, unless it is a reference segmenter (ENet: max unpooling, which the ONNX export lacks)."""
+    if source.config.arch in REFERENCE_SEGMENTERS:
+        raise InputError(f"{source.config.arch} is a reference segmenter for accuracy comparisons; it runs in PyTorch "
+                         "(nlseg eval, nlseg infer) and is not exported")
+    return source
+
+
 def _sized(source: SourceModel, input_size: tuple[int, int] | None) -> SourceModel:
     """``source`` with ``input_size`` recorded as its input size (segmenters; a classifier's is fixed)."""
     if input_size is None:
@@ -178,7 +187,7 @@ def _engine(source: SourceModel | str | os.PathLike, out: Path, onnx_input: bool
         built = export_engine(trt, out, request, onnx_path=Path(source))  # type: ignore[arg-type]
         model = None
     else:
-        model = _sized(source if isinstance(source, SourceModel) else from_checkpoint(source), input_size)
+        model = _sized(_exportable(source if isinstance(source, SourceModel) else from_checkpoint(source)), input_size)
         built = export_engine(trt, out, request, source=model, options=options, dataset=dataset)
     repository = _repository(triton_repo, out.stem, model, built.metadata.model, options, built, dataset)
     return Exported(built.engine, engine=built, repository=repository)

@@ -15,13 +15,16 @@ from torch import nn
 from nlseg.errors import InputError
 from nlseg.nn.baselines import BASELINES
 from nlseg.nn.blocks import BLOCKS
+from nlseg.nn.enet import ENet
 from nlseg.nn.network import HamiltonianNet
 from nlseg.nn.nonlocal_block import NonlocalConfig
 from nlseg.nn.presets import LAYOUTS, PRESETS
 from nlseg.nn.realtime import DECODERS, RealtimeSegmenter, unit_dilations
 from nlseg.ops.omega import EULER_GAMMA, KERNELS, KernelParams, check_kernel, check_log_gamma
 
-ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES)
+# Reference segmenters: published networks run on our data and recipe, not Nonlocal Hamiltonian networks.
+REFERENCE_SEGMENTERS: dict[str, type[nn.Module]] = {"enet": ENet}
+ARCHITECTURES: tuple[str, ...] = (*BLOCKS, *BASELINES, *REFERENCE_SEGMENTERS)
 TASKS: tuple[str, ...] = ("classify", "segment")
 
 # Names of the nonlocal operators besides the kernel names (docs/design.md §2.3): "diffusion" is 𝓛 (4.1),
@@ -113,8 +116,10 @@ class ModelConfig:
             if self.arch not in BLOCKS:
                 raise InputError(f"the {self.layout} layout needs a {', '.join(BLOCKS)} block, not {self.arch}",
                                  param="arch")
+        if self.arch in REFERENCE_SEGMENTERS and self.task != "segment":
+            raise InputError(f"{self.arch} is a segmenter; this is a {self.task} network", param="arch")
         if self.nonlocal_kernel is not None:
-            if self.arch in BASELINES:
+            if self.arch in BASELINES or self.arch in REFERENCE_SEGMENTERS:
                 raise InputError(f"{self.arch} is a baseline without Nonlocal Blocks; use none", param="nonlocal_kernel")
             if self.nonlocal_kernel not in KERNELS:
                 raise InputError(f"unknown kernel {self.nonlocal_kernel!r}; expected one of {', '.join(KERNELS)}",
@@ -202,6 +207,8 @@ def _dashed(values: tuple[int, ...]) -> str:
 def build_model(config: ModelConfig) -> nn.Module:
     """The network described by ``config`` (validated when it was made), He-initialised."""
     common = {"num_classes": config.num_classes, "in_channels": config.in_channels}
+    if config.arch in REFERENCE_SEGMENTERS:
+        return REFERENCE_SEGMENTERS[config.arch](**common)
     if config.arch in BASELINES:
         cls, depth = BASELINES[config.arch]
         return cls(depth, task=config.task, **common)
