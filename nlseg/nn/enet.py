@@ -81,14 +81,14 @@ class DownsamplingBottleneck(nn.Module):
 
 class UpsamplingBottleneck(nn.Module):
     """Twice the resolution: 1x1 conv → max unpool with the encoder's indices, plus the branch
-    1x1 conv → 2x2 stride-2 transposed conv → 1x1 conv → dropout; then PReLU."""
+    1x1 conv → 3x3 stride-2 transposed conv (the paper's full convolution) → 1x1 conv → dropout; then PReLU."""
 
     def __init__(self, c_in: int, c_out: int, dropout: float) -> None:
         super().__init__()
         inner = c_in // 4
         self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
         self.project = _conv_bn_prelu(c_in, inner, 1)
-        self.up = nn.ConvTranspose2d(inner, inner, 2, 2, bias=False)
+        self.up = nn.ConvTranspose2d(inner, inner, 3, 2, 1, output_padding=1, bias=False)  # exactly 2x
         self.up_act = nn.Sequential(nn.BatchNorm2d(inner), nn.PReLU(inner))
         self.expand = nn.Sequential(nn.Conv2d(inner, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.Dropout2d(dropout))
         self.act = nn.PReLU(c_out)
@@ -96,7 +96,8 @@ class UpsamplingBottleneck(nn.Module):
     def forward(self, x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torch.Tensor:
         """``indices`` and ``size`` (H, W): the matching downsampling's pool indices and input size."""
         shortcut = F.max_unpool2d(self.shortcut(x), indices, 2, output_size=size)
-        branch = self.up_act(self.up(self.project(x), output_size=size))
+        branch = self.up(self.project(x))  # an odd size: its last row or column is zero before BN
+        branch = self.up_act(F.pad(branch, (0, size[1] - branch.shape[-1], 0, size[0] - branch.shape[-2])))
         return self.act(shortcut + self.expand(branch))
 
 
