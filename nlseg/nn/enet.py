@@ -5,13 +5,18 @@ which are on a test split we do not have, can be set against a run of one of the
 held-out drives with our recipe (docs/design.md §2.5). Written from the paper's Table 1 and Figure 2:
 
 - initial block: a 3x3 stride-2 conv to 13 channels beside a 2x2 max pool of the frame (16 channels);
-- bottlenecks: 1x1 projection to a quarter of the channels (2x2 stride 2 when downsampling), a main
-  conv (3x3, dilated 3x3, or 5x1 then 1x5), a 1x1 expansion, spatial dropout, added to the shortcut
-  (max pooling with zero-padded channels when downsampling; a 1x1 conv and max unpooling with the
-  encoder's indices when upsampling); BN and PReLU after each conv, PReLU after the sum;
+- bottlenecks: 1x1 projection to a quarter of the input channels (2x2 stride 2 when downsampling), a
+  main conv (3x3, dilated 3x3, 5x1 then 1x5, or a 3x3 stride-2 transposed conv when upsampling), a 1x1
+  expansion, spatial dropout, added to the shortcut (max pooling with zero-padded channels when
+  downsampling; a 1x1 conv and max unpooling with the encoder's indices when upsampling); BN and PReLU
+  after each conv but the expansion (BN only), PReLU after the sum;
 - stages: 1 (64 channels at 1/4, dropout 0.01), 2 and 3 (128 at 1/8 with dilations 2, 4, 8, 16 and
-  asymmetric 5x5, dropout 0.1), 4 and 5 (decoder, 64 at 1/4 and 16 at 1/2), a 2x transposed conv to
-  the class logits.
+  asymmetric 5x5, dropout 0.1), 4 and 5 (decoder, 64 at 1/4 and 16 at 1/2), a 3x3 stride-2 transposed
+  conv to the class logits.
+
+Where the paper is silent: the bottlenecks that change resolution project to a quarter of their *input*
+channels (as common re-implementations do; the authors' Torch code takes a quarter of the output:
+16 instead of 4 inner channels in bottleneck 1.0, 4 instead of 16 in 5.0; the totals differ by under 1%).
 """
 
 from __future__ import annotations
