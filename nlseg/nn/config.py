@@ -206,7 +206,7 @@ def _dashed(values: tuple[int, ...]) -> str:
 
 def build_model(config: ModelConfig) -> nn.Module:
     """The network described by ``config`` (validated when it was made), He-initialised (a reference
-    segmenter keeps PyTorch's default initialisation, as its authors' code keeps Torch's)."""
+    segmenter keeps PyTorch's default initialisation)."""
     common = {"num_classes": config.num_classes, "in_channels": config.in_channels}
     if config.arch in REFERENCE_SEGMENTERS:
         return REFERENCE_SEGMENTERS[config.arch](**common)
