@@ -94,12 +94,23 @@ def test_holdout_trains_without_the_drive_and_eval_scores_it(drives_data, tmp_pa
     meta = torch.load(out / "last.pt", weights_only=True)["meta"]
     assert meta["val_split"] == "train+val:0006R0"
     # eval scores the held-out drive by default, as training validated it ...
-    code, stdout, err = cli("eval", out / "last.pt", "--json")
+    figure = tmp_path / "figures" / "confusion.png"
+    code, stdout, err = cli("eval", out / "last.pt", "--json", "--confusion", figure)
     assert code == 0, err
     result = last_json(stdout)
     assert result["split"] == "train+val:0006R0" and result["images"] == 3
     val_miou = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["val_miou"]
     assert result["miou"] == pytest.approx(val_miou)
+    # ... with its confusion matrix in CamVid's classes, from which its scores follow, and drawn.
+    classes, counts = result["confusion"]["classes"], np.array(result["confusion"]["counts"])
+    assert classes == list(result["per_class_iou"]) and counts.shape == (11, 11) and counts.sum() > 0
+    assert np.trace(counts) / counts.sum() == pytest.approx(result["pixel_accuracy"])
+    union = counts.sum(0) + counts.sum(1) - np.diag(counts)
+    for name, tp, u in zip(classes, np.diag(counts), union):
+        assert result["per_class_iou"][name] == (None if u == 0 else pytest.approx(tp / u))
+    assert f"wrote {figure}" in stdout and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = cli("eval", out / "last.pt", "--confusion", tmp_path / "confusion.txt")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--confusion" in err, err
     # ... and any other drive split when asked.
     code, stdout, err = cli("eval", out / "last.pt", "--split", "test:Seq05VD", "--json")
     assert code == 0, err

@@ -1,4 +1,4 @@
-"""Analysis of networks: parameter and multiply-add counts."""
+"""Analysis of networks: parameter and multiply-add counts, spectra, where the errors go."""
 
 from nlseg.analysis.cost import LayerCost, ModelCost, model_cost, report_layers
 

@@ -243,6 +243,7 @@ def evaluate(
 
     Classification: accuracy. Segmentation: pixel accuracy, mIoU and per-class IoU (in the
     dataset's own classes: CamVid's 11 for a 19-class network), and the thesis's soft IoU.
+    Both: ``confusion``, ``{"classes": names, "counts": rows of label, columns of prediction}``.
     ``noise_sigma`` adds N(0, σ²) to the [0, 1] inputs (thesis Table 5.6).
     """
     if noise_sigma < 0:
@@ -276,11 +277,12 @@ def evaluate(
     recipe = payload.get("run", {}).get("recipe", {})
     input_noise = float(recipe.get("input_noise", 0.0)) if name == meta.get("dataset") else 0.0
     scores = evaluate_split(model.to(ctx.device), data, mean, batch_size, ctx, noise_sigma, per_class=True,
-                            groups=info.scored_as, input_noise=input_noise)
+                            groups=info.scored_as, input_noise=input_noise, confusion=True)
     result = {"checkpoint": str(checkpoint), "dataset": name, "split": split, "images": len(data),
               "noise_sigma": noise_sigma, "input_noise": input_noise, **scores}
     class_names = (info.scored_as.names if info.scored_as else info.class_names) or tuple(
         str(i) for i in range(config.num_classes))
     if "per_class_iou" in result:
         result["per_class_iou"] = dict(zip(class_names, result["per_class_iou"]))
+    result["confusion"] = {"classes": list(class_names), "counts": result["confusion"]}
     return result

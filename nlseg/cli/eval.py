@@ -9,12 +9,14 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from nlseg.analysis.confusion import plot_confusion
 from nlseg.api.training import evaluate
 from nlseg.cli import app
 from nlseg.cli import options as opt
 from nlseg.cli.console import table_console
 from nlseg.cli.train import DataDir, Device, Size, Workers, show_warnings
 from nlseg.data.registry import DATASETS
+from nlseg.errors import InputError
 
 
 @app.command("eval")
@@ -34,9 +36,14 @@ def eval_command(
     device: Device = "auto",
     workers: Workers = 4,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line of the metrics.")] = False,
+    confusion: Annotated[Optional[Path], typer.Option("--confusion", help="Also write the confusion matrix "
+                                                      "(each label's row in % of its pixels) as this PNG.",
+                                                      show_default=False)] = None,
 ) -> None:
     """Evaluate a checkpoint on the validation (test) split of its dataset or of --dataset / --data-dir."""
     show_warnings()
+    if confusion is not None and confusion.suffix.lower() != ".png":
+        raise InputError(f"{confusion}: the confusion matrix is written as PNG; give a .png path", param="confusion")
     result = evaluate(checkpoint, dataset=dataset, data_dir=data_dir, split=split, size=opt.parse_hw(size, "--size"),
                       noise_sigma=noise_sigma, batch_size=batch_size, device=device, workers=workers)
     name, input_noise = result["dataset"], result["input_noise"]
@@ -53,5 +60,10 @@ def eval_command(
     for cls, value in result.get("per_class_iou", {}).items():
         table.add_row(f"  IoU {cls}", "n/a" if value is None else f"{value:.4f}")
     console.print(table)
+    if confusion is not None:
+        matrix = result["confusion"]
+        plot_confusion(matrix["counts"], matrix["classes"], confusion,
+                       f"{checkpoint} on {name} {result['split']} ({result['images']} images)")
+        console.print(f"wrote {confusion}")
     if as_json:
         print(json.dumps(result))

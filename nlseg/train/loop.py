@@ -156,13 +156,15 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
 @torch.no_grad()
 def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int, ctx: Context,
              noise_sigma: float = 0.0, per_class: bool = False, groups: ClassGroups | None = None,
-             input_noise: float = 0.0, noise_generator: torch.Generator | None = None) -> dict[str, Any]:
+             input_noise: float = 0.0, noise_generator: torch.Generator | None = None,
+             confusion: bool = False) -> dict[str, Any]:
     """Loss and metrics on ``data`` (this process's shard, summed over processes).
 
     ``noise_sigma`` adds Gaussian noise N(0, σ²) to the [0, 1] inputs (thesis §5.4.1, Table 5.6)
     from a fixed generator, so the same checkpoint always sees the same noise. ``groups``:
     report the metrics in this coarser label set (the loss stays the network's). ``input_noise``:
     the recipe's per-epoch noise, drawn from ``noise_generator`` and clipped to [0, 1].
+    ``confusion``: add the confusion matrix's counts (:meth:`Scores.summary`).
     """
     module.eval()
     shard = ctx.shard(len(data))
@@ -180,7 +182,7 @@ def evaluate(module: nn.Module, data: Split, mean: torch.Tensor, batch_size: int
             logits = module(normalize(x, mean))
         scores.update(logits.float(), y, summed_loss(logits, y), labelled_count(y), soft=data.is_segmentation)
     ctx.all_reduce(scores.tensors())
-    return scores.summary(per_class=per_class)
+    return scores.summary(per_class=per_class, confusion=confusion)
 
 
 def _row(epoch: int, lr: float, seconds: float, train: dict, val: dict) -> dict[str, Any]:

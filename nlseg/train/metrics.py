@@ -17,6 +17,7 @@ the soft IoU uses the summed probabilities of each group.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -153,12 +154,15 @@ class Scores:
         """The accumulators, for an all-reduce across processes."""
         return [self.loss, self.conf, self.soft, self.soft_image]
 
-    def summary(self, per_class: bool = False) -> dict[str, float | list[float | None]]:
-        """{loss, accuracy} or {loss, pixel_accuracy, miou, soft_iou[, per_class_iou]}; NaN becomes None."""
+    def summary(self, per_class: bool = False, confusion: bool = False) -> dict[str, Any]:
+        """{loss, accuracy} or {loss, pixel_accuracy, miou, soft_iou[, per_class_iou]}; NaN becomes None.
+
+        ``confusion`` adds ``confusion``: the confusion matrix's counts (rows: the label, columns: the prediction).
+        """
         out: dict = {"loss": float(self.loss[0] / self.loss[1]) if self.loss[1] > 0 else math.nan}
+        counts = {"confusion": self.conf.tolist()} if confusion else {}
         if not self.segmentation:
-            out["accuracy"] = accuracy(self.conf)
-            return out
+            return {**out, "accuracy": accuracy(self.conf), **counts}
         out["pixel_accuracy"] = accuracy(self.conf)
         out["miou"] = mean_iou(self.conf)
         if self.soft[2] > 0:
@@ -167,4 +171,5 @@ class Scores:
             out["soft_iou_image"] = float(self.soft_image[0] / self.soft_image[1])
         if per_class:
             out["per_class_iou"] = [None if math.isnan(v) else v for v in iou_per_class(self.conf)]
+        out.update(counts)
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
