@@ -59,6 +59,7 @@ def train(
     schedule: str | None = None,
     class_weights: bool | None = None,
     class_weighting: str | None = None,
+    logit_adjustment: bool | None = None,
     optimizer: str | None = None,
     scale: tuple[float, float] | None = None,
     jitter: float | None = None,
@@ -88,7 +89,8 @@ def train(
     ``size``: the training frames' (H, W) of segmentation sets; ``crop``: random training crops of
     street scenes; ``infer_size``: the input size recorded for inference (default ``size``).
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights``, ``class_weighting``
-    (``median`` or ``enet``; implies ``class_weights``), ``optimizer`` (``sgd`` or ``adam``) and
+    (``median`` or ``enet``; implies ``class_weights``), ``logit_adjustment`` (the weighted loss on the
+    logits + log w, so the network predicts as if unweighted), ``optimizer`` (``sgd`` or ``adam``) and
     ``scale`` (the street-scene augmentation's random scale range) and ``jitter`` (its brightness,
     contrast and saturation factors in [1 - jitter, 1 + jitter]) and ``colour_cast`` (its per-channel
     gains in [1 - cast, 1 + cast], a grey pixel's luma kept) override the recipe; ``loss_stride``
@@ -172,9 +174,12 @@ def train(
                      optimizer=optimizer or recipe.optimizer, scale=tuple(scale) if scale else recipe.scale,
                      jitter=recipe.jitter if jitter is None else jitter,
                      colour_cast=recipe.colour_cast if colour_cast is None else colour_cast,
+                     logit_adjustment=recipe.logit_adjustment if logit_adjustment is None else logit_adjustment,
                      loss_stride=recipe.loss_stride if loss_stride is None else loss_stride,
                      ema=recipe.ema if ema is None else ema,
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
+    if recipe.logit_adjustment and not recipe.class_weights:
+        raise InputError("shifts the logits by the log class weights; turn class weights on", param="logit_adjustment")
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
     config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,
                                               config.image_size if init is not None else image_size))

@@ -100,6 +100,10 @@ def train(
     class_weighting: Annotated[Optional[str], typer.Option("--class-weighting", help=f"{' or '.join(WEIGHTINGS)}: "
                                                            "median-frequency or ENet's 1/ln(1.10 + p) class "
                                                            "weights (turns --class-weights on; default median).")] = None,
+    logit_adjustment: Annotated[Optional[bool], typer.Option("--logit-adjustment", help="Train the class-weighted "
+                                                             "loss on the logits + log w, so the network predicts "
+                                                             "as if unweighted: the weights shape the gradients, "
+                                                             "not the predictions.")] = None,
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)} (default: the "
                                                      "recipe's, sgd with momentum 0.9).")] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="LOW-HIGH random scale of street-scene training "
@@ -141,8 +145,9 @@ def train(
                 data_dir=data_dir,
                 size=opt.parse_hw(size, "--size"), crop=opt.parse_hw(crop, "--crop"),
                 infer_size=opt.parse_hw(infer_size, "--infer-size"), epochs=epochs, batch_size=batch_size, lr=lr,
-                schedule=schedule, class_weights=class_weights, class_weighting=class_weighting, optimizer=optimizer,
-                scale=parse_scale(scale), jitter=jitter, colour_cast=colour_cast, loss_stride=loss_stride, ema=ema,
+                schedule=schedule, class_weights=class_weights, class_weighting=class_weighting,
+                logit_adjustment=logit_adjustment, optimizer=optimizer, scale=parse_scale(scale), jitter=jitter,
+                colour_cast=colour_cast, loss_stride=loss_stride, ema=ema,
                 seeds=parse_seeds(seeds) if seeds is not None else [seed or 0],
                 seed_dirs=seeds is not None, out=out, resume=resume, device=device, workers=workers,
                 train_fraction=train_fraction, synthetic_scenes=synthetic_scenes, train_split=train_split,

@@ -57,6 +57,16 @@ def enet_weights(masks: torch.Tensor, num_classes: int, k: float = ENET_K, chunk
     return torch.where(pixels > 0, 1.0 / torch.log(k + share), torch.zeros_like(share)).float()
 
 
+def logit_shift(weights: torch.Tensor) -> torch.Tensor:
+    """log w_c (0 for an absent class, weight 0): added to the logits inside the weighted loss.
+
+    The weighted cross-entropy's minimiser has softmax(z)_c ∝ w_c p(c | x); trained on z = f + log w,
+    the network's own logits f are those of p(c | x), the unweighted loss's minimiser, so the weights
+    shape the gradients and not the predictions (a logit adjustment; Menon et al., ICLR 2021).
+    """
+    return torch.where(weights > 0, weights.clamp(min=1e-30).log(), torch.zeros_like(weights))
+
+
 def class_weights(masks: torch.Tensor, num_classes: int, weighting: str) -> torch.Tensor:
     """The weights of ``weighting`` (one of :data:`WEIGHTINGS`)."""
     return (enet_weights if weighting == "enet" else median_frequency_weights)(masks, num_classes)

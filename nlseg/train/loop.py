@@ -31,7 +31,7 @@ from nlseg.nn.config import ModelConfig, build_model
 from nlseg.nn.realtime import RealtimeSegmenter
 from nlseg.nn.regularization import weight_decay_groups, weight_smoothness_decay
 from nlseg.train import rundir
-from nlseg.train.class_balance import class_weights
+from nlseg.train.class_balance import class_weights, logit_shift
 from nlseg.train.distributed import Context, sync_batchnorm
 from nlseg.train.ema import WeightAverage
 from nlseg.train.loss import labelled_count, segmenter_loss, summed_loss
@@ -90,13 +90,19 @@ def autocast_for(device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def shifted(logits: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
+    """``logits`` (B, C, ...) plus the per-class ``shift`` (C,), or as they are without one."""
+    return logits if shift is None else logits + shift.view(1, -1, *[1] * (logits.dim() - 2)).to(logits.dtype)
+
+
 def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, data: Split,
                 mean: torch.Tensor, spec: RunSpec, epoch: int, ctx: Context,
                 weight: torch.Tensor | None = None, groups: ClassGroups | None = None,
                 average: WeightAverage | None = None) -> dict[str, Any]:
     """One epoch over ``data``; returns the epoch's training loss and accuracy (pixel accuracy).
 
-    ``weight``: class weights of the loss (the reported training loss is then the weighted one);
+    ``weight``: class weights of the loss (the reported training loss is then the weighted one, and
+    with the recipe's ``logit_adjustment`` the training metrics those of the shifted logits);
     ``groups``: the label set the metrics are reported in; ``average``: the weights' moving
     average, updated after every step.
     """
@@ -109,6 +115,7 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
     scores = Scores(data.num_classes, data.is_segmentation, device, groups)
     crop = recipe.crop or data.image_size
     segmenter_head = isinstance(module, RealtimeSegmenter)
+    shift = logit_shift(weight) if recipe.logit_adjustment and weight is not None else None
     bar = EpochBar(f"epoch {epoch}/{recipe.epochs}", len(batches),
                    "pixel acc" if data.is_segmentation else "acc", ctx.is_main)
     module.train()
@@ -130,12 +137,12 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
         x, y = x[part], y[part]
         if segmenter_head:  # coarse logits, upsampled to the labels' grid inside the loss
             with autocast_for(device):
-                coarse = model(x, coarse=True)
+                coarse = shifted(model(x, coarse=True), shift)  # a constant per class: upsampling keeps it
             loss_sum, labels = segmenter_loss(coarse, y, weight)
             logits = None
         else:
             with autocast_for(device):
-                logits = model(x)
+                logits = shifted(model(x), shift)
             loss_sum, labels = summed_loss(logits, y, weight), None
         loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
         optimizer.zero_grad(set_to_none=True)

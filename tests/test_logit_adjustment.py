@@ -1,0 +1,65 @@
+"""--logit-adjustment: the class-weighted loss on the logits + log w (nlseg/train/class_balance.py)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nlseg.data.labels import IGNORE_INDEX
+from nlseg.data.split import Split
+from nlseg.nn.config import ModelConfig, build_model
+from nlseg.train.class_balance import logit_shift
+from nlseg.train.distributed import Context
+from nlseg.train.loop import RunSpec, train_epoch
+from nlseg.train.recipe import RECIPES
+from tests.test_train_cli import cli  # noqa: F401 (a fixture)
+
+
+def test_the_shift_is_the_log_weight_and_zero_for_absent_classes():
+    weights = torch.tensor([2.0, 0.0, 0.5, 1.0])
+    assert torch.equal(logit_shift(weights), torch.tensor([2.0, 1.0, 0.5, 1.0]).log() * torch.tensor([1, 0, 1, 1]))
+
+
+def _one_epoch(model: torch.nn.Module, weight: torch.Tensor, adjusted: bool) -> None:
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (6, 3, 24, 32), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 19, (6, 24, 32), generator=g, dtype=torch.uint8)
+    labels[:, :4] = IGNORE_INDEX
+    recipe = replace(RECIPES["camvid"], batch_size=3, crop=(16, 24), weight_decay=0.0, smoothness=0.0,
+                     class_weights=True, logit_adjustment=adjusted)
+    config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
+                                     nonlocal_kernel="dot", image_size=(24, 32))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train_epoch(model, model, optimizer, Split(images, labels, 19), torch.full((3, 1, 1), 0.5),
+                RunSpec("camvid", None, (24, 32), config, recipe), 1, Context(0, 1, torch.device("cpu")), weight)
+
+
+def test_training_on_shifted_logits_is_training_a_network_whose_bias_is_lower_by_log_w():
+    """z = f + log w: the weighted loss sees the logits of the unadjusted network exactly when f's
+    classifier bias is that network's minus log w, so both train alike and keep that difference: the
+    adjusted network predicts argmax p(c | x), not argmax w_c p(c | x)."""
+    config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
+                                     nonlocal_kernel="dot", image_size=(24, 32))
+    torch.manual_seed(0)
+    plain = build_model(config)
+    adjusted = copy.deepcopy(plain)
+    weight = torch.rand(19, generator=torch.Generator().manual_seed(1)) * 8 + 0.1
+    with torch.no_grad():
+        adjusted.classifier[-1].bias -= logit_shift(weight)
+    initial = plain.classifier[-1].bias.detach().clone()
+    _one_epoch(plain, weight, adjusted=False)
+    _one_epoch(adjusted, weight, adjusted=True)
+    bias = "classifier.2.bias"
+    trained, shifted = plain.state_dict(), adjusted.state_dict()
+    assert not torch.allclose(trained[bias], initial)  # it did train
+    for name, value in trained.items():
+        expected = value - logit_shift(weight) if name == bias else value
+        assert torch.allclose(shifted[name].float(), expected.float(), rtol=1e-4, atol=1e-5), name
+
+
+def test_it_needs_class_weights(tmp_path, cli):
+    code, _, err = cli("train", "synthetic", "--logit-adjustment", "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--logit-adjustment" in err, err
