@@ -89,8 +89,9 @@ def train(
     ``size``: the training frames' (H, W) of segmentation sets; ``crop``: random training crops of
     street scenes; ``infer_size``: the input size recorded for inference (default ``size``).
     ``epochs``, ``batch_size``, ``lr``, ``schedule``, ``class_weights``, ``class_weighting``
-    (``median`` or ``enet``; implies ``class_weights``), ``logit_adjustment`` (the weighted loss on the
-    logits + log w, so the network predicts as if unweighted), ``optimizer`` (``sgd`` or ``adam``) and
+    (``median`` or ``enet``; implies ``class_weights``), ``logit_adjustment`` (real-time layout: the
+    classifier bias starts lower by log w and the weighted loss sees the logits + log w, so the run trains as
+    without it and its network predicts as if unweighted), ``optimizer`` (``sgd`` or ``adam``) and
     ``scale`` (the street-scene augmentation's random scale range) and ``jitter`` (its brightness,
     contrast and saturation factors in [1 - jitter, 1 + jitter]) and ``colour_cast`` (its per-channel
     gains in [1 - cast, 1 + cast], a grey pixel's luma kept) override the recipe; ``loss_stride``
@@ -180,6 +181,9 @@ def train(
                      **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None})
     if recipe.logit_adjustment and not recipe.class_weights:
         raise InputError("shifts the logits by the log class weights; turn class weights on", param="logit_adjustment")
+    if recipe.logit_adjustment and config.layout != "realtime":
+        raise InputError(f"the real-time layout's classifier bias carries the shift; this is the {config.layout} "
+                         "layout", param="logit_adjustment")
     # The network's input size (nlseg infer's default): the training frames' unless told otherwise.
     config = replace(config, image_size=_size(infer_size, "infer_size", config.task, dataset,
                                               config.image_size if init is not None else image_size))

@@ -100,10 +100,10 @@ def train(
     class_weighting: Annotated[Optional[str], typer.Option("--class-weighting", help=f"{' or '.join(WEIGHTINGS)}: "
                                                            "median-frequency or ENet's 1/ln(1.10 + p) class "
                                                            "weights (turns --class-weights on; default median).")] = None,
-    logit_adjustment: Annotated[Optional[bool], typer.Option("--logit-adjustment", help="Train the class-weighted "
-                                                             "loss on the logits + log w, so the network predicts "
-                                                             "as if unweighted: the weights shape the gradients, "
-                                                             "not the predictions.")] = None,
+    logit_adjustment: Annotated[Optional[bool], typer.Option("--logit-adjustment", help="Real-time layout: lower "
+                                                             "the classifier bias by log w and train the weighted "
+                                                             "loss on the logits + log w, so the run trains as "
+                                                             "without it and predicts as if unweighted.")] = None,
     optimizer: Annotated[Optional[str], typer.Option("--optimizer", help=f"{' or '.join(OPTIMIZERS)} (default: the "
                                                      "recipe's, sgd with momentum 0.9).")] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="LOW-HIGH random scale of street-scene training "

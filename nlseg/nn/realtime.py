@@ -124,6 +124,11 @@ class RealtimeSegmenter(nn.Module):
                                         nn.Conv2d(decoder_channels, num_classes, 1))
         he_init(self)
 
+    @property
+    def output_bias(self) -> nn.Parameter:
+        """The classifier's per-class bias: a constant added to every pixel's logits."""
+        return self.classifier[-1].bias
+
     def forward(self, x: torch.Tensor, coarse: bool = False) -> torch.Tensor:
         """Class logits at the input's size, or with ``coarse`` at the decoder's 1/4 resolution."""
         features = []

@@ -200,17 +200,20 @@ def _row(epoch: int, lr: float, seconds: float, train: dict, val: dict) -> dict[
     return row
 
 
-def _meta(spec: RunSpec, epoch: int, row: dict, class_names: tuple[str, ...], mean: torch.Tensor) -> dict[str, Any]:
+def _meta(spec: RunSpec, epoch: int, row: dict, class_names: tuple[str, ...], mean: torch.Tensor,
+          offset: torch.Tensor | None = None) -> dict[str, Any]:
     """What eval and inference read: dataset, task, sizes, classes and the input normalisation.
 
     ``normalization.mean`` is per channel (exact when ``per_pixel`` is False); the exact
-    per-pixel mean is the checkpoint's ``input_mean`` tensor (3, H, W).
+    per-pixel mean is the checkpoint's ``input_mean`` tensor (3, H, W). ``logit_offset``: what
+    ``--logit-adjustment`` added to the classifier's bias (-log w per class), when it did.
     """
+    extra = {} if offset is None else {"logit_offset": [float(v) for v in offset]}
     return {"dataset": spec.dataset, "task": spec.model.task, "epoch": epoch, "image_size": list(spec.size),
             "data_dir": spec.data_dir, "train_split": spec.train_split, "val_split": spec.val_split,
             "seed": spec.seed, "metrics": row, "class_names": list(class_names),
             "normalization": {"mean": [float(v) for v in mean.mean((1, 2))], "std": [1.0, 1.0, 1.0],
-                              "per_pixel": spec.recipe.pixel_mean and spec.recipe.subtract_mean}}
+                              "per_pixel": spec.recipe.pixel_mean and spec.recipe.subtract_mean}, **extra}
 
 
 def _restore(out: Path, spec: RunSpec, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -257,8 +260,14 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
     torch.manual_seed(spec.seed)
     module = build_model(spec.model)
     last = out / rundir.LAST
-    if spec.init is not None and not (resume and last.exists()):
-        module.load_state_dict(read_checkpoint(spec.init)["state_dict"])
+    init = read_checkpoint(spec.init) if spec.init is not None and not (resume and last.exists()) else None
+    if init is not None:
+        module.load_state_dict(init["state_dict"])
+    offset = -logit_shift(weight).cpu() if recipe.logit_adjustment and weight is not None else None
+    if offset is not None:  # the bias carries -log w from the start (a resume then loads its own): as without it
+        before = init["meta"].get("logit_offset") if init is not None else None
+        with torch.no_grad():
+            module.output_bias.add_(offset - (torch.tensor(before) if before is not None else 0.0))
     if ctx.world > 1:
         sync_batchnorm(module)
     module.to(ctx.device)
@@ -280,7 +289,7 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
         if ctx.is_main:
             for note in remove_stale_temps(out):  # what the killed run was writing
                 log(f"note: {note}")
-            _sync_outputs(out, spec, _validated(module, average), mean, history, best, class_names)
+            _sync_outputs(out, spec, _validated(module, average), mean, history, best, class_names, offset)
             log(f"resuming {out} after epoch {payload['epoch']}")
     elif ctx.is_main:
         if resume:
@@ -309,10 +318,11 @@ def fit(spec: RunSpec, train: Split, val: Split | None, out: Path, ctx: Context,
             averaged = {} if average is None else {
                 "train_state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
                 "ema": average.state()}
-            save_checkpoint(last, _validated(module, average), spec.model, meta=_meta(spec, epoch, row, class_names, mean),
+            save_checkpoint(last, _validated(module, average), spec.model,
+                            meta=_meta(spec, epoch, row, class_names, mean, offset),
                             input_mean=mean, optimizer=optimizer.state_dict(), epoch=epoch, history=history, best=best,
                             rng=rng, run=spec.to_dict(), **averaged)
-            _sync_outputs(out, spec, _validated(module, average), mean, history, best, class_names)
+            _sync_outputs(out, spec, _validated(module, average), mean, history, best, class_names, offset)
             log(format_row(row, recipe.epochs))
     return history
 
@@ -323,7 +333,7 @@ def _validated(module: nn.Module, average: WeightAverage | None) -> nn.Module:
 
 
 def _sync_outputs(out: Path, spec: RunSpec, module: nn.Module, mean: torch.Tensor, history: list[dict],
-                  best: dict, class_names: tuple[str, ...]) -> None:
+                  best: dict, class_names: tuple[str, ...], offset: torch.Tensor | None = None) -> None:
     """Bring ``metrics.jsonl``, ``curves.png`` and ``best.pt`` in line with the history in ``last.pt``."""
     rundir.write_metrics(out, history)
     rundir.plot_curves(out, history, f"{spec.dataset}, seed {spec.seed}")
@@ -331,7 +341,7 @@ def _sync_outputs(out: Path, spec: RunSpec, module: nn.Module, mean: torch.Tenso
     best_path = out / rundir.BEST
     current = read_checkpoint(best_path)["meta"].get("epoch") if best_path.exists() else None
     if best["epoch"] == epoch and current != epoch:
-        save_checkpoint(best_path, module, spec.model, meta=_meta(spec, epoch, history[-1], class_names, mean),
+        save_checkpoint(best_path, module, spec.model, meta=_meta(spec, epoch, history[-1], class_names, mean, offset),
                         input_mean=mean)
 
 

@@ -34,8 +34,9 @@ class Recipe:
     leaves the dense classifier undecayed (docs/design.md §6). ``optimizer``: ``sgd`` (with
     ``momentum``) or ``adam`` (the CamVid anchors' Adam, the decay as an L2 term of the gradient);
     ``class_weighting``: ``median`` (median-frequency) or ``enet`` (1 / ln(1.10 + p)) when
-    ``class_weights`` is on; ``logit_adjustment`` trains the weighted loss on the logits + log w
-    (:func:`~nlseg.train.class_balance.logit_shift`), so the network predicts as if unweighted.
+    ``class_weights`` is on; ``logit_adjustment`` lowers the classifier bias by log w at the start and
+    trains the weighted loss on the logits + log w (:func:`~nlseg.train.class_balance.logit_shift`):
+    the run trains as without it, and its network predicts as if unweighted.
     ``loss_stride`` s > 1 (real-time segmenters): the training loss and
     metrics on every s-th pixel of each crop, the logits upsampled to 1/s of the crop instead of
     all of it (validation stays at full resolution). ``ema`` d > 0: validate and save an exponential
