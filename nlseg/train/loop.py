@@ -91,8 +91,8 @@ def autocast_for(device: torch.device):
 
 
 def shifted(logits: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-    """``logits`` (B, C, ...) plus the per-class ``shift`` (C,), or as they are without one."""
-    return logits if shift is None else logits + shift.view(1, -1, *[1] * (logits.dim() - 2)).to(logits.dtype)
+    """Coarse logits (B, C, h, w) plus the per-class ``shift`` (C,), or as they are without one."""
+    return logits if shift is None else logits + shift.view(1, -1, 1, 1).to(logits.dtype)
 
 
 def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer, data: Split,
@@ -142,7 +142,7 @@ def train_epoch(model: nn.Module, module: nn.Module, optimizer: torch.optim.Opti
             logits = None
         else:
             with autocast_for(device):
-                logits = shifted(model(x), shift)
+                logits = model(x)
             loss_sum, labels = summed_loss(logits, y, weight), None
         loss = loss_sum * ctx.world / count + weight_smoothness_decay(module, recipe.smoothness)
         optimizer.zero_grad(set_to_none=True)
