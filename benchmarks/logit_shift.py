@@ -5,7 +5,8 @@ rare classes win pixels that belong to common ones. Shifting its logits by -a·l
 weights, recomputed from its training split with ``nlseg.train.class_balance``) undoes a share a of
 that: a = 1 is the prediction of the unweighted loss's optimum, what ``nlseg train --logit-adjustment``
 trains into the network itself. Per run and a: mIoU, pixel accuracy and IoU per class on the split the
-run validated on (its held-out drive for a fold run), in CamVid's 11 classes, torch on the CPU.
+run validated on (its held-out drive for a fold run), in CamVid's 11 classes, scored by the trainer's own
+validation (``nlseg.train.loop.evaluate``), torch on the CPU.
 
     python benchmarks/logit_shift.py runs/folds/h1_110/holdout-0006R0/last.pt [...] [--alphas 0,0.5,1] [--json]
 
@@ -19,13 +20,25 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from nlseg.checkpoint import load_model
 from nlseg.data.registry import Request, dataset_info, load_split
-from nlseg.data.transforms import normalize
 from nlseg.errors import InputError
 from nlseg.train.class_balance import class_weights, logit_shift
-from nlseg.train.metrics import Scores
+from nlseg.train.distributed import Context
+from nlseg.train.loop import evaluate, shifted
+
+
+class Shifted(nn.Module):
+    """``model`` with ``offset`` (C,) added to its logits."""
+
+    def __init__(self, model: nn.Module, offset: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.offset = model, offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return shifted(self.model(x), self.offset)
 
 
 def shifted_scores(checkpoint: Path, alphas: list[float], batch: int = 8) -> dict[float, dict]:
@@ -42,17 +55,13 @@ def shifted_scores(checkpoint: Path, alphas: list[float], batch: int = 8) -> dic
     train = load_split(run["dataset"], Request(run["train_split"], Path(run["data_dir"]), size, 1))
     shift = logit_shift(class_weights(train.targets, train.num_classes, run["recipe"]["class_weighting"]))
     data = load_split(run["dataset"], Request(meta["val_split"], Path(run["data_dir"]), size, 1))
-    groups = dataset_info(run["dataset"]).scored_as
-    scores = {a: Scores(train.num_classes, True, torch.device("cpu"), groups) for a in alphas}
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(data), batch):
-            logits = model(normalize(data.images[start:start + batch].float() / 255.0, payload["input_mean"]))
-            target = data.targets[start:start + batch]
-            for a, s in scores.items():
-                labels = (logits.float() - a * shift.view(1, -1, 1, 1)).max(1).indices
-                s.update(None, target, torch.zeros(()), 1, labels=labels)
-    return {a: {k: v for k, v in s.summary(per_class=True).items() if k != "loss"} for a, s in scores.items()}
+    groups, ctx = dataset_info(run["dataset"]).scored_as, Context(0, 1, torch.device("cpu"))
+    out = {}
+    for a in alphas:  # the trainer's own validation, one pass per a
+        scores = evaluate(Shifted(model, -a * shift), data, payload["input_mean"], batch, ctx, per_class=True,
+                          groups=groups)
+        out[a] = {k: v for k, v in scores.items() if k not in ("loss", "soft_iou", "soft_iou_image")}
+    return out
 
 
 def main() -> None:

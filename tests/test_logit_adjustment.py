@@ -20,6 +20,10 @@ from tests.test_train_camvid import _keep_global_rng  # noqa: F401 (autouse fixt
 from tests.test_train_cli import cli, kill_after_first_checkpoint  # noqa: F401 (cli is a fixture)
 
 
+TINY = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
+                               nonlocal_kernel="dot", image_size=(24, 32))
+
+
 def test_the_shift_is_the_log_weight_and_zero_for_absent_classes():
     weights = torch.tensor([2.0, 0.0, 0.5, 1.0])
     assert torch.equal(logit_shift(weights), torch.tensor([2.0, 1.0, 0.5, 1.0]).log() * torch.tensor([1, 0, 1, 1]))
@@ -32,26 +36,22 @@ def _one_epoch(model: torch.nn.Module, weight: torch.Tensor, adjusted: bool) -> 
     labels[:, :4] = IGNORE_INDEX
     recipe = replace(RECIPES["camvid"], batch_size=3, crop=(16, 24), weight_decay=0.0, smoothness=0.0,
                      class_weights=True, logit_adjustment=adjusted)
-    config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
-                                     nonlocal_kernel="dot", image_size=(24, 32))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     train_epoch(model, model, optimizer, Split(images, labels, 19), torch.full((3, 1, 1), 0.5),
-                RunSpec("camvid", None, (24, 32), config, recipe), 1, Context(0, 1, torch.device("cpu")), weight)
+                RunSpec("camvid", None, (24, 32), TINY, recipe), 1, Context(0, 1, torch.device("cpu")), weight)
 
 
 def test_training_on_shifted_logits_is_training_a_network_whose_bias_is_lower_by_log_w():
     """z = f + log w: the weighted loss sees the logits of the unadjusted network exactly when f's
     classifier bias is that network's minus log w, so both train alike and keep that difference: the
     adjusted network predicts argmax p(c | x), not argmax w_c p(c | x)."""
-    config = ModelConfig.from_preset("bdd100k", layout="realtime", blocks=(1, 1, 1), channels=(8, 8, 8),
-                                     nonlocal_kernel="dot", image_size=(24, 32))
     torch.manual_seed(0)
-    plain = build_model(config)
+    plain = build_model(TINY)
     adjusted = copy.deepcopy(plain)
     weight = torch.rand(19, generator=torch.Generator().manual_seed(1)) * 8 + 0.1
     with torch.no_grad():
-        adjusted.classifier[-1].bias -= logit_shift(weight)
-    initial = plain.classifier[-1].bias.detach().clone()
+        adjusted.output_bias.sub_(logit_shift(weight))
+    initial = plain.output_bias.detach().clone()
     _one_epoch(plain, weight, adjusted=False)
     _one_epoch(adjusted, weight, adjusted=True)
     bias = "classifier.2.bias"

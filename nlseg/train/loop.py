@@ -91,7 +91,7 @@ def autocast_for(device: torch.device):
 
 
 def shifted(logits: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-    """Coarse logits (B, C, h, w) plus the per-class ``shift`` (C,), or as they are without one."""
+    """Logits (B, C, H, W) plus the per-class ``shift`` (C,), or as they are without one."""
     return logits if shift is None else logits + shift.view(1, -1, 1, 1).to(logits.dtype)
 
 
